@@ -1,0 +1,18 @@
+// Each subcommand registers its flags on the root app and returns the
+// function that runs it once parsed. Commands are thin: they turn flags into
+// an options struct, call the library, and print what a person reads.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+#include "core/status.h"
+
+namespace sc::cli {
+
+using CommandRunner = std::function<Status()>;
+
+CLI::App* add_prepare_command(CLI::App& root, CommandRunner* runner);
+
+}  // namespace sc::cli

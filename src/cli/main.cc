@@ -1,0 +1,38 @@
+// supercluster: one binary, one subcommand per job.
+#include <cstdio>
+#include <vector>
+
+#include "cli/commands.h"
+#include "core/log.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"supercluster: train, plan and serve Grok-style language models"};
+  app.require_subcommand(1);
+  bool verbose = false;
+  app.add_flag("-v,--verbose", verbose, "Log debug detail");
+
+  std::vector<std::pair<CLI::App*, sc::cli::CommandRunner>> commands;
+  auto add = [&](CLI::App* (*adder)(CLI::App&, sc::cli::CommandRunner*)) {
+    sc::cli::CommandRunner runner;
+    CLI::App* sub = adder(app, &runner);
+    commands.emplace_back(sub, std::move(runner));
+  };
+  add(sc::cli::add_prepare_command);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (verbose) sc::set_log_level(sc::LogLevel::kDebug);
+  for (auto& [sub, runner] : commands) {
+    if (!sub->parsed()) continue;
+    sc::Status status = runner();
+    if (!status.ok()) {
+      std::fprintf(stderr, "error: %s\n", status.message().c_str());
+      return 1;
+    }
+    return 0;
+  }
+  return 2;
+}

@@ -1,0 +1,53 @@
+// The one thread pool of the process. Two cores are oversubscribed by any
+// second pool (OpenMP, OpenBLAS threads, ad-hoc std::threads), so every
+// parallel loop in supercluster runs here, and BLAS is called single-threaded
+// from inside it. Workers spin briefly for the next job (a step issues many
+// short loops back to back), then sleep, so an idle pool costs nothing.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace sc {
+
+class ThreadPool {
+ public:
+  // fn(begin, end, thread_index) over a contiguous part of [0, count).
+  using RangeFn = std::function<void(size_t begin, size_t end, size_t thread_index)>;
+
+  // `num_threads` counts the calling thread, which takes part in every loop.
+  explicit ThreadPool(size_t num_threads, bool pin_to_cores = false);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  size_t num_threads() const { return workers_.size() + 1; }
+
+  // Splits [0, count) into num_threads() contiguous parts (fewer if count is
+  // small) and runs them in parallel; returns when all are done. The split
+  // depends only on count and num_threads(), so results are deterministic.
+  void parallel_for(size_t count, const RangeFn& fn);
+
+ private:
+  void worker_loop(size_t thread_index);
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  const RangeFn* job_ = nullptr;
+  size_t job_count_ = 0;
+  size_t job_parts_ = 0;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<size_t> parts_remaining_{0};
+  bool stopping_ = false;
+};
+
+// Threads to use when the user gave none: the cores this process may run on.
+size_t default_thread_count();
+
+}  // namespace sc

@@ -1,0 +1,138 @@
+#include "data/loader.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "data/permutation.h"
+
+namespace sc {
+namespace fs = std::filesystem;
+
+nlohmann::json LoaderCursor::to_json() const {
+  return {{"epoch", epoch},
+          {"position", position},
+          {"data_fingerprint", data_fingerprint},
+          {"seq_len", seq_len},
+          {"world_size", world_size}};
+}
+
+Result<LoaderCursor> LoaderCursor::from_json(const nlohmann::json& j) {
+  LoaderCursor c;
+  for (const char* key : {"epoch", "position", "data_fingerprint", "seq_len", "world_size"}) {
+    if (!j.contains(key) || !j[key].is_number_unsigned()) {
+      return Status::invalid("data cursor: field '{}' missing or not an unsigned integer", key);
+    }
+  }
+  c.epoch = j["epoch"].get<uint64_t>();
+  c.position = j["position"].get<uint64_t>();
+  c.data_fingerprint = j["data_fingerprint"].get<uint64_t>();
+  c.seq_len = j["seq_len"].get<uint32_t>();
+  c.world_size = j["world_size"].get<uint32_t>();
+  return c;
+}
+
+Result<DataLoader> DataLoader::open(const std::string& dir, const std::string& split, const LoaderOptions& options) {
+  if (options.batch_size == 0 || options.seq_len == 0) {
+    return Status::invalid("data loader: batch size and sequence length must be positive");
+  }
+  if (options.world_size == 0 || options.rank >= options.world_size) {
+    return Status::invalid("data loader: rank {} is not in a world of {} ranks", options.rank, options.world_size);
+  }
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return Status::not_found("{}: data directory does not exist", dir);
+  std::vector<std::string> paths;
+  const std::string prefix = split + "_";
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.starts_with(prefix) && name.ends_with(".bin")) paths.push_back(entry.path().string());
+  }
+  if (ec) return Status::io_error("{}: cannot list directory: {}", dir, ec.message());
+  std::sort(paths.begin(), paths.end());
+  if (paths.empty()) return Status::not_found("{}: no '{}_*.bin' shards (run `supercluster prepare` first)", dir, split);
+
+  DataLoader loader;
+  loader.options_ = options;
+  loader.prefix_tokens_.push_back(0);
+  std::optional<uint32_t> vocab = options.expected_vocab_size;
+  std::vector<uint64_t> checksums;
+  for (const std::string& path : paths) {
+    SC_ASSIGN_OR_RETURN(ShardReader shard, ShardReader::open(path, vocab));
+    vocab = shard.header().vocab_size;  // every later shard must agree with the first
+    checksums.push_back(shard.header().payload_checksum);
+    loader.prefix_tokens_.push_back(loader.prefix_tokens_.back() + shard.header().token_count);
+    loader.shards_.push_back(std::move(shard));
+  }
+  loader.vocab_size_ = *vocab;
+  loader.fingerprint_ = checksum64(checksums.data(), checksums.size() * sizeof(uint64_t));
+  const uint64_t total = loader.prefix_tokens_.back();
+  loader.total_windows_ = total > 0 ? (total - 1) / options.seq_len : 0;
+  loader.windows_per_rank_ = loader.total_windows_ / options.world_size;
+  if (loader.windows_per_rank_ == 0) {
+    return Status::invalid("{}: split '{}' has {} tokens, too few for one window of {}+1 tokens per rank on {} ranks",
+                           dir, split, total, options.seq_len, options.world_size);
+  }
+  loader.window_buffer_.resize(options.seq_len + 1);
+  return loader;
+}
+
+uint64_t DataLoader::window_at(uint64_t epoch, uint64_t position) const {
+  const uint64_t slot = position * options_.world_size + options_.rank;
+  if (!options_.shuffle) return slot;
+  IndexPermutation permutation(total_windows_, mix64(options_.seed) ^ mix64(epoch + 0x5EED));
+  return permutation(slot);
+}
+
+void DataLoader::copy_tokens(uint64_t global_start, size_t count, uint32_t* out) const {
+  // Shard holding global_start: the last prefix <= global_start.
+  size_t shard = static_cast<size_t>(
+      std::upper_bound(prefix_tokens_.begin(), prefix_tokens_.end(), global_start) - prefix_tokens_.begin() - 1);
+  uint64_t offset = global_start - prefix_tokens_[shard];
+  while (count > 0) {
+    auto tokens = shards_[shard].tokens();
+    size_t take = std::min<uint64_t>(count, tokens.size() - offset);
+    std::copy_n(tokens.data() + offset, take, out);
+    out += take;
+    count -= take;
+    ++shard;
+    offset = 0;
+  }
+}
+
+void DataLoader::next_batch(uint32_t* inputs, uint32_t* targets) {
+  const uint32_t T = options_.seq_len;
+  for (uint32_t b = 0; b < options_.batch_size; ++b) {
+    if (position_ == windows_per_rank_) {
+      ++epoch_;
+      position_ = 0;
+    }
+    copy_tokens(window_at(epoch_, position_) * T, T + 1, window_buffer_.data());
+    ++position_;
+    std::copy_n(window_buffer_.data(), T, inputs + static_cast<size_t>(b) * T);
+    std::copy_n(window_buffer_.data() + 1, T, targets + static_cast<size_t>(b) * T);
+  }
+}
+
+LoaderCursor DataLoader::cursor() const {
+  return {epoch_, position_, fingerprint_, options_.seq_len, options_.world_size};
+}
+
+Status DataLoader::restore(const LoaderCursor& cursor) {
+  if (cursor.data_fingerprint != fingerprint_) {
+    return Status::invalid("data cursor belongs to other data (fingerprint {:016x}, these shards have {:016x})",
+                           cursor.data_fingerprint, fingerprint_);
+  }
+  if (cursor.seq_len != options_.seq_len || cursor.world_size != options_.world_size) {
+    return Status::invalid("data cursor was saved with seq_len {} on {} ranks; this run has seq_len {} on {} ranks",
+                           cursor.seq_len, cursor.world_size, options_.seq_len, options_.world_size);
+  }
+  if (cursor.position > windows_per_rank_) {
+    return Status::invalid("data cursor position {} is past the {} windows of an epoch", cursor.position,
+                           windows_per_rank_);
+  }
+  epoch_ = cursor.epoch;
+  position_ = cursor.position;
+  return Status();
+}
+
+}  // namespace sc

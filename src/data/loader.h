@@ -1,0 +1,79 @@
+// Deterministic, resumable batches of (input, target) token windows from the
+// shards of one split. The token stream (shards in name order) is cut into
+// windows of T+1 tokens that overlap by one; each epoch visits the windows in
+// a fresh pseudo-random order from (seed, epoch); rank r of n takes every
+// n-th window of that order, so ranks see disjoint slices that together cover
+// the epoch. The cursor (epoch, position) is all the state: save it in a
+// checkpoint, restore it, and the same batches follow.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "core/status.h"
+#include "data/shard.h"
+
+namespace sc {
+
+struct LoaderOptions {
+  uint32_t batch_size = 1;  // B: windows per batch on this rank
+  uint32_t seq_len = 256;   // T
+  uint64_t seed = 0;
+  uint32_t rank = 0;
+  uint32_t world_size = 1;
+  bool shuffle = true;  // false: windows in stream order (evaluation)
+  std::optional<uint32_t> expected_vocab_size;
+};
+
+struct LoaderCursor {
+  uint64_t epoch = 0;
+  uint64_t position = 0;  // windows of this rank's epoch sequence already served
+  uint64_t data_fingerprint = 0;  // which shards (by checksum) this cursor belongs to
+  uint32_t seq_len = 0;
+  uint32_t world_size = 0;
+
+  nlohmann::json to_json() const;
+  static Result<LoaderCursor> from_json(const nlohmann::json& j);
+  bool operator==(const LoaderCursor&) const = default;
+};
+
+class DataLoader {
+ public:
+  // Opens DIR/<split>_*.bin, validating each shard (header, checksum, vocab).
+  static Result<DataLoader> open(const std::string& dir, const std::string& split, const LoaderOptions& options);
+
+  // Fills inputs[B*T] and targets[B*T] (targets are inputs shifted by one).
+  void next_batch(uint32_t* inputs, uint32_t* targets);
+
+  LoaderCursor cursor() const;
+  Status restore(const LoaderCursor& cursor);
+
+  // The global window index that this rank's sequence holds at (epoch, position).
+  uint64_t window_at(uint64_t epoch, uint64_t position) const;
+  uint64_t windows_per_rank() const { return windows_per_rank_; }
+  uint64_t total_windows() const { return total_windows_; }
+  uint64_t total_tokens() const { return prefix_tokens_.back(); }
+  uint32_t vocab_size() const { return vocab_size_; }
+  const LoaderOptions& options() const { return options_; }
+
+ private:
+  DataLoader() = default;
+  void copy_tokens(uint64_t global_start, size_t count, uint32_t* out) const;
+
+  LoaderOptions options_;
+  std::vector<ShardReader> shards_;
+  std::vector<uint64_t> prefix_tokens_;  // prefix_tokens_[i] = tokens before shard i; back() = total
+  uint32_t vocab_size_ = 0;
+  uint64_t fingerprint_ = 0;
+  uint64_t total_windows_ = 0;
+  uint64_t windows_per_rank_ = 0;
+  uint64_t epoch_ = 0;
+  uint64_t position_ = 0;
+  std::vector<uint32_t> window_buffer_;
+};
+
+}  // namespace sc
