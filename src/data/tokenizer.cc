@@ -55,9 +55,12 @@ Result<std::string> Tokenizer::train(const std::vector<std::string>& texts, cons
   auto status = sentencepiece::SentencePieceTrainer::Train(args, &iterator, &model);
   if (!status.ok()) {
     std::string message = status.ToString();
-    if (message.find("Vocabulary size is too large") != std::string::npos) {
-      return Status::invalid("vocab size {} is larger than this corpus supports ({})", options.vocab_size,
-                             message);
+    // SentencePiece words this "Vocabulary size is too large" or "... too high", then "<= N".
+    if (message.find("Vocabulary size") != std::string::npos && message.find("<= ") != std::string::npos) {
+      std::string limit = message.substr(message.find("<= ") + 3);
+      limit = limit.substr(0, limit.find_first_not_of("0123456789"));
+      return Status::invalid("vocab size {} is larger than this corpus supports (at most {})", options.vocab_size,
+                             limit);
     }
     return Status::internal("tokenizer training failed: {}", message);
   }

@@ -1,0 +1,169 @@
+#include "data/loader.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "data/permutation.h"
+#include "test_util.h"
+
+namespace sc {
+namespace {
+
+constexpr uint32_t kVocab = 1000;
+
+// Shards whose token at global position p is p % kVocab, so a window's first
+// token tells which window it is.
+void write_shards(const std::string& dir, const std::vector<size_t>& sizes, const std::string& split = "train") {
+  size_t position = 0;
+  for (size_t s = 0; s < sizes.size(); ++s) {
+    auto writer = ShardWriter::open(fmt::format("{}/{}_{:04d}.bin", dir, split, s), kVocab);
+    ASSERT_TRUE(writer.ok());
+    std::vector<uint32_t> tokens(sizes[s]);
+    for (auto& t : tokens) t = static_cast<uint32_t>(position++ % kVocab);
+    ASSERT_TRUE(writer->append(tokens).ok());
+    ASSERT_TRUE(writer->finish().ok());
+  }
+}
+
+struct Batch {
+  std::vector<uint32_t> inputs, targets;
+  bool operator==(const Batch&) const = default;
+};
+
+Batch next(DataLoader& loader) {
+  const auto& o = loader.options();
+  Batch b{std::vector<uint32_t>(o.batch_size * o.seq_len), std::vector<uint32_t>(o.batch_size * o.seq_len)};
+  loader.next_batch(b.inputs.data(), b.targets.data());
+  return b;
+}
+
+DataLoader open_loader(const std::string& dir, LoaderOptions options) {
+  auto loader = DataLoader::open(dir, "train", options);
+  EXPECT_TRUE(loader.ok()) << loader.status().message();
+  return std::move(loader).value();
+}
+
+TEST(IndexPermutation, IsABijection) {
+  for (uint64_t n : {1ull, 2ull, 3ull, 17ull, 1000ull, 4097ull}) {
+    IndexPermutation p(n, 42);
+    std::set<uint64_t> images;
+    for (uint64_t i = 0; i < n; ++i) {
+      uint64_t y = p(i);
+      ASSERT_LT(y, n);
+      images.insert(y);
+    }
+    EXPECT_EQ(images.size(), n);
+  }
+  IndexPermutation a(1000, 1), b(1000, 2);
+  int same = 0;
+  for (uint64_t i = 0; i < 1000; ++i) same += a(i) == b(i);
+  EXPECT_LT(same, 20) << "different keys should give different orders";
+}
+
+TEST(DataLoader, TargetsAreInputsShiftedByOneAcrossShardBoundaries) {
+  testing::TempDir dir;
+  write_shards(dir.path(), {37, 50, 13});
+  DataLoader loader = open_loader(dir.path(), {.batch_size = 3, .seq_len = 8, .seed = 5});
+  EXPECT_EQ(loader.total_tokens(), 100u);
+  EXPECT_EQ(loader.total_windows(), 12u);  // (100 - 1) / 8
+  for (int step = 0; step < 10; ++step) {
+    Batch b = next(loader);
+    for (size_t row = 0; row < 3; ++row) {
+      uint32_t start = b.inputs[row * 8];
+      EXPECT_EQ(start % 8, 0u);
+      for (size_t t = 0; t < 8; ++t) {
+        EXPECT_EQ(b.inputs[row * 8 + t], start + t);
+        EXPECT_EQ(b.targets[row * 8 + t], start + t + 1);
+      }
+    }
+  }
+}
+
+TEST(DataLoader, SameSeedAndCursorGiveSameBatches) {
+  testing::TempDir dir;
+  write_shards(dir.path(), {500, 300});
+  LoaderOptions options{.batch_size = 4, .seq_len = 16, .seed = 7};
+  DataLoader a = open_loader(dir.path(), options);
+  DataLoader b = open_loader(dir.path(), options);
+  for (int i = 0; i < 30; ++i) ASSERT_EQ(next(a), next(b)) << "batch " << i;  // crosses epochs (49 windows)
+  options.seed = 8;
+  DataLoader c = open_loader(dir.path(), options);
+  DataLoader d = open_loader(dir.path(), {.batch_size = 4, .seq_len = 16, .seed = 7});
+  EXPECT_NE(next(c), next(d));
+}
+
+TEST(DataLoader, SavedCursorResumesTheSameSequence) {
+  testing::TempDir dir;
+  write_shards(dir.path(), {900});
+  LoaderOptions options{.batch_size = 2, .seq_len = 10, .seed = 3};
+  DataLoader uninterrupted = open_loader(dir.path(), options);
+  DataLoader first = open_loader(dir.path(), options);
+  std::vector<Batch> expected;
+  for (int i = 0; i < 100; ++i) expected.push_back(next(uninterrupted));
+  for (int i = 0; i < 57; ++i) ASSERT_EQ(next(first), expected[i]);
+  // Through JSON, as a checkpoint stores it.
+  nlohmann::json saved = first.cursor().to_json();
+  auto cursor = LoaderCursor::from_json(nlohmann::json::parse(saved.dump()));
+  ASSERT_TRUE(cursor.ok());
+  DataLoader resumed = open_loader(dir.path(), options);
+  ASSERT_TRUE(resumed.restore(*cursor).ok());
+  for (int i = 57; i < 100; ++i) ASSERT_EQ(next(resumed), expected[i]) << "batch " << i;
+}
+
+TEST(DataLoader, CursorFromOtherDataOrShapeIsRejected) {
+  testing::TempDir dir, other;
+  write_shards(dir.path(), {900});
+  write_shards(other.path(), {901});
+  DataLoader a = open_loader(dir.path(), {.batch_size = 2, .seq_len = 10});
+  DataLoader b = open_loader(other.path(), {.batch_size = 2, .seq_len = 10});
+  Status s = b.restore(a.cursor());
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("other data"), std::string::npos);
+  DataLoader c = open_loader(dir.path(), {.batch_size = 2, .seq_len = 12});
+  s = c.restore(a.cursor());
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("seq_len 10"), std::string::npos) << s.message();
+  EXPECT_FALSE(LoaderCursor::from_json(nlohmann::json{{"epoch", 1}}).ok());
+}
+
+TEST(DataLoader, RankSlicesAreDisjointAndCoverTheEpoch) {
+  testing::TempDir dir;
+  write_shards(dir.path(), {641});  // 40 windows of 16
+  for (uint32_t world : {1u, 2u, 3u, 4u}) {
+    std::multiset<uint32_t> seen;
+    for (uint32_t rank = 0; rank < world; ++rank) {
+      DataLoader loader = open_loader(dir.path(), {.batch_size = 1, .seq_len = 16, .seed = 9, .rank = rank, .world_size = world});
+      EXPECT_EQ(loader.windows_per_rank(), 40u / world);
+      for (uint64_t i = 0; i < loader.windows_per_rank(); ++i) seen.insert(next(loader).inputs[0]);
+    }
+    std::set<uint32_t> unique(seen.begin(), seen.end());
+    EXPECT_EQ(unique.size(), seen.size()) << "ranks overlap, world " << world;
+    EXPECT_EQ(seen.size(), 40u / world * world) << "world " << world;
+    if (40 % world == 0) {
+      for (uint32_t w = 0; w < 40; ++w) EXPECT_TRUE(unique.count(w * 16 % kVocab)) << "window " << w << " not served";
+    }
+  }
+}
+
+TEST(DataLoader, ValidatesShardsAndShapes) {
+  testing::TempDir dir;
+  write_shards(dir.path(), {100});
+  auto wrong_vocab = DataLoader::open(dir.path(), "train", {.batch_size = 1, .seq_len = 8, .expected_vocab_size = 8192});
+  ASSERT_FALSE(wrong_vocab.ok());
+  EXPECT_NE(wrong_vocab.status().message().find("vocab size 1000, expected 8192"), std::string::npos);
+  auto too_long = DataLoader::open(dir.path(), "train", {.batch_size = 1, .seq_len = 200});
+  ASSERT_FALSE(too_long.ok());
+  EXPECT_NE(too_long.status().message().find("too few"), std::string::npos);
+  auto missing = DataLoader::open(dir.path(), "val", {.batch_size = 1, .seq_len = 8});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("no 'val_*.bin' shards"), std::string::npos);
+  std::filesystem::resize_file(dir.file("train_0000.bin"), 100);
+  auto truncated = DataLoader::open(dir.path(), "train", {.batch_size = 1, .seq_len = 8});
+  ASSERT_FALSE(truncated.ok());
+  EXPECT_NE(truncated.status().message().find("train_0000.bin: truncated"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sc

@@ -1,0 +1,137 @@
+// `supercluster prepare` as a user runs it: the real binary, real files.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "data/loader.h"
+#include "data/tokenizer.h"
+#include "test_util.h"
+
+namespace sc {
+namespace {
+
+namespace fs = std::filesystem;
+
+class PrepareCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string fortunes;
+    std::string text = testing::multilingual_text(12);
+    for (size_t pos = 0; pos < text.size();) {
+      size_t end = text.find('\n', pos);
+      fortunes += text.substr(pos, end - pos) + "\n%\n";
+      pos = end + 1;
+    }
+    testing::write_text(dir_.file("corpus/fortunes"), fortunes);
+    testing::write_text(dir_.file("corpus/fortunes.dat"), std::string("\0\0\0\2\0\0", 6));
+    testing::write_text(dir_.file("extra.jsonl"), "{\"text\": \"Ein Dokument aus JSONL. नमस्ते!\"}\n");
+  }
+  std::string inputs() const { return dir_.file("corpus") + " " + dir_.file("extra.jsonl"); }
+  testing::TempDir dir_;
+};
+
+// One line, starting "error:", naming what was wrong; non-zero exit.
+void expect_error(const testing::CommandResult& r, const std::string& expected) {
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("error: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(expected), std::string::npos) << "expected '" << expected << "' in:\n" << r.output;
+}
+
+TEST_F(PrepareCli, WritesTokenizerShardsAndReport) {
+  const std::string out = dir_.file("out");
+  auto r = testing::run_supercluster(fmt::format("prepare --input {} --out {} --vocab-size 400 --val-fraction 0.1 --seed 3",
+                                                 inputs(), out));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("prepared " + out), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("tokens/s"), std::string::npos) << r.output;
+  for (const char* f : {"tokenizer.model", "prepare.json", "train_0000.bin", "val_0000.bin"}) {
+    EXPECT_TRUE(fs::exists(fs::path(out) / f)) << f;
+  }
+  for (const auto& e : fs::directory_iterator(out)) {
+    EXPECT_FALSE(e.path().filename().string().starts_with(".")) << "temporary file left: " << e.path();
+  }
+  auto report = nlohmann::json::parse(testing::read_text(out + "/prepare.json"));
+  EXPECT_EQ(report["vocab_size"], 400);
+  EXPECT_EQ(report["inputs"].size(), 2u);
+  EXPECT_EQ(report["skipped_files"].size(), 1u);
+  const uint64_t docs = report["documents"]["train"].get<uint64_t>() + report["documents"]["val"].get<uint64_t>();
+  EXPECT_EQ(docs, 8u * 12 + 1);
+  EXPECT_GT(report["documents"]["val"].get<uint64_t>(), 0u);
+
+  // The shards decode back to the corpus, document by document.
+  auto tokenizer = Tokenizer::load(out + "/tokenizer.model");
+  ASSERT_TRUE(tokenizer.ok());
+  auto shard = ShardReader::open(out + "/train_0000.bin", 400u);
+  ASSERT_TRUE(shard.ok()) << shard.status().message();
+  EXPECT_EQ(shard->header().token_count, report["tokens"]["train"].get<uint64_t>());
+  std::vector<uint32_t> first_doc;
+  for (uint32_t t : shard->tokens()) {
+    if (t == tokenizer->end_of_document_id()) break;
+    first_doc.push_back(t);
+  }
+  auto text = tokenizer->decode(first_doc);
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(*text, "The quick brown fox jumps over the lazy dog 12345 times.");
+
+  // Same inputs and seed: byte-identical shards.
+  const std::string again = dir_.file("again");
+  r = testing::run_supercluster(fmt::format("prepare --input {} --out {} --vocab-size 400 --val-fraction 0.1 --seed 3",
+                                            inputs(), again));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(testing::read_text(out + "/train_0000.bin"), testing::read_text(again + "/train_0000.bin"));
+  EXPECT_EQ(testing::read_text(out + "/val_0000.bin"), testing::read_text(again + "/val_0000.bin"));
+}
+
+TEST_F(PrepareCli, SmallShardLimitGivesManyShardsThatLoadAsOneStream) {
+  const std::string out = dir_.file("out");
+  auto r = testing::run_supercluster(
+      fmt::format("prepare --input {} --out {} --vocab-size 400 --shard-tokens 500", inputs(), out));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_TRUE(fs::exists(out + "/train_0001.bin"));
+  auto report = nlohmann::json::parse(testing::read_text(out + "/prepare.json"));
+  auto loader = DataLoader::open(out, "train", {.batch_size = 2, .seq_len = 32, .expected_vocab_size = 400});
+  ASSERT_TRUE(loader.ok()) << loader.status().message();
+  EXPECT_EQ(loader->total_tokens(), report["tokens"]["train"].get<uint64_t>());
+  // A later prepare with fewer shards removes the stale ones.
+  r = testing::run_supercluster(fmt::format("prepare --input {} --out {} --vocab-size 400", inputs(), out));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_FALSE(fs::exists(out + "/train_0001.bin"));
+}
+
+TEST_F(PrepareCli, BadInputsAreClearErrors) {
+  const std::string out = dir_.file("out");
+  expect_error(testing::run_supercluster("prepare --input " + dir_.file("missing.txt") + " --out " + out),
+               "missing.txt: input does not exist");
+  testing::write_text(dir_.file("empty.txt"), "");
+  expect_error(testing::run_supercluster("prepare --input " + dir_.file("empty.txt") + " --out " + out),
+               "empty.txt: input file is empty");
+  expect_error(testing::run_supercluster("prepare --input " + dir_.file("corpus/fortunes.dat") + " --out " + out),
+               "fortunes.dat: binary file");
+  testing::write_text(dir_.file("latin1.txt"), "caf\xe9\n");
+  expect_error(testing::run_supercluster("prepare --input " + dir_.file("latin1.txt") + " --out " + out),
+               "latin1.txt: invalid UTF-8 at byte offset 3");
+  expect_error(testing::run_supercluster("prepare --input " + inputs() + " --out " + out + " --vocab-size 100000"),
+               "vocab size 100000 is larger than this corpus supports");
+  testing::write_text(dir_.file("a_file"), "x");
+  expect_error(testing::run_supercluster("prepare --input " + inputs() + " --out " + dir_.file("a_file/out")),
+               "a_file/out");
+  expect_error(testing::run_supercluster("prepare --input " + inputs() + " --out " + out + " --val-fraction 1.5"),
+               "--val-fraction 1.5");
+  EXPECT_FALSE(fs::exists(out + "/train_0000.bin"));
+}
+
+TEST_F(PrepareCli, FailedRunKeepsEarlierGoodOutput) {
+  const std::string out = dir_.file("out");
+  ASSERT_EQ(testing::run_supercluster(fmt::format("prepare --input {} --out {} --vocab-size 400", inputs(), out)).exit_code, 0);
+  const std::string tokenizer_before = testing::read_text(out + "/tokenizer.model");
+  const std::string shard_before = testing::read_text(out + "/train_0000.bin");
+  testing::write_text(dir_.file("corpus/zz_bad.txt"), "ok\n\xff\n");
+  expect_error(testing::run_supercluster(fmt::format("prepare --input {} --out {} --vocab-size 400", inputs(), out)),
+               "zz_bad.txt: invalid UTF-8");
+  EXPECT_EQ(testing::read_text(out + "/tokenizer.model"), tokenizer_before);
+  EXPECT_EQ(testing::read_text(out + "/train_0000.bin"), shard_before);
+}
+
+}  // namespace
+}  // namespace sc
