@@ -211,8 +211,8 @@ Result<PrepareSummary> run_prepare(const PrepareOptions& options) {
     batch.clear();
     if (progress.due()) {
       double elapsed = std::max(1e-9, now_s() - t_encode_start);
-      progress.show(fmt::format("encoding  {} / {}  {} tokens  {:.1f} MB/s", human_bytes(static_cast<double>(encoded_bytes)),
-                                human_bytes(static_cast<double>(total_bytes)),
+      progress.show(fmt::format("encoding  {} / {} documents  {} tokens  {:.1f} MB/s",
+                                human_count(static_cast<double>(document_index)), human_count(static_cast<double>(documents)),
                                 human_count(static_cast<double>(train.tokens() + val.tokens())),
                                 static_cast<double>(encoded_bytes) / 1e6 / elapsed));
     }
@@ -222,9 +222,9 @@ Result<PrepareSummary> run_prepare(const PrepareOptions& options) {
   for (const CorpusFile& file : listing.files) {
     SC_RETURN_IF_ERROR(for_each_document(file, [&](std::string_view doc) -> Status {
       batch.emplace_back(doc);
+      encoded_bytes += doc.size();
       return batch.size() == kBatchDocuments ? flush() : Status();
     }));
-    encoded_bytes += file.size_bytes;
   }
   SC_RETURN_IF_ERROR(flush());
   progress.finish();
