@@ -3,9 +3,11 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "core/cpu_tuning.h"
 #include "core/log.h"
 
 int main(int argc, char** argv) {
+  const std::string cpu_tuning = sc::tune_cpu_environment(argv);  // may re-execute
   CLI::App app{"supercluster: train, plan and serve Grok-style language models"};
   app.require_subcommand(1);
   bool verbose = false;
@@ -25,6 +27,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   if (verbose) sc::set_log_level(sc::LogLevel::kDebug);
+  sc::log_debug("{}", cpu_tuning);
   for (auto& [sub, runner] : commands) {
     if (!sub->parsed()) continue;
     sc::Status status = runner();

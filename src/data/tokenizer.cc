@@ -59,6 +59,9 @@ Result<std::string> Tokenizer::train(const std::vector<std::string>& texts, cons
     if (message.find("Vocabulary size") != std::string::npos && message.find("<= ") != std::string::npos) {
       std::string limit = message.substr(message.find("<= ") + 3);
       limit = limit.substr(0, limit.find_first_not_of("0123456789"));
+      if (limit.empty()) {  // the corpus cannot even hold the required characters
+        return Status::invalid("vocab size {} does not fit this corpus ({})", options.vocab_size, message);
+      }
       return Status::invalid("vocab size {} is larger than this corpus supports (at most {})", options.vocab_size,
                              limit);
     }

@@ -1,0 +1,62 @@
+// AdamW (decoupled weight decay, Loshchilov & Hutter) over the one flat
+// parameter buffer, step for step the same arithmetic as torch.optim.AdamW,
+// and global-norm gradient clipping as torch.nn.utils.clip_grad_norm_.
+// Works on any [begin, end) slice of the buffer, so a ZeRO shard is a slice.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "core/thread_pool.h"
+
+namespace sc {
+
+struct AdamWConfig {
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double weight_decay = 0.1;
+};
+
+// A run of parameters [begin, end) in floats, and whether weight decay applies
+// (not to norm weights: decaying a gain toward 0 only fights the model).
+struct DecayRange {
+  size_t begin = 0;
+  size_t end = 0;
+  bool decay = true;
+};
+
+class AdamW {
+ public:
+  // `m` and `v` are caller-owned buffers (arena) of the same size as the
+  // parameter slice; they are zeroed here.
+  AdamW(const AdamWConfig& config, std::vector<DecayRange> ranges, float* m, float* v, size_t size);
+
+  // One update of params[0, size) from grads[0, size); `step` counts from 1.
+  void update(float* params, const float* grads, double lr, int64_t step, ThreadPool& pool) const;
+
+  float* m() const { return m_; }
+  float* v() const { return v_; }
+  size_t size() const { return size_; }
+  const AdamWConfig& config() const { return config_; }
+
+ private:
+  AdamWConfig config_;
+  std::vector<DecayRange> ranges_;
+  float* m_;
+  float* v_;
+  size_t size_;
+};
+
+// Sum of squares of grads[0, size), accumulated in double in a fixed order
+// (per-thread partial sums reduced in thread order): deterministic for a
+// given thread count.
+double sum_of_squares(const float* grads, size_t size, ThreadPool& pool);
+
+// Scales grads so their global norm is at most max_norm (if max_norm > 0), as
+// clip_grad_norm_: coef = max_norm / (norm + 1e-6), applied only when < 1.
+// Returns the norm before clipping.
+double clip_grad_norm(float* grads, size_t size, double norm, double max_norm, ThreadPool& pool);
+
+}  // namespace sc

@@ -1,0 +1,93 @@
+#include "train/checkpoint_dir.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/file_util.h"
+#include "test_util.h"
+
+namespace sc {
+namespace {
+namespace fs = std::filesystem;
+
+Status write_two_files(const std::string& dir, const std::string& payload) {
+  SC_RETURN_IF_ERROR(write_file_atomic(dir + "/model.bin", payload));
+  return write_file_atomic(dir + "/state.json", "{\"payload\": \"" + payload + "\"}");
+}
+
+TEST(CheckpointDir, CommitsKeepsLastAndPointsLatest) {
+  testing::TempDir run;
+  const std::string dir = run.file("checkpoints");
+  for (int step : {10, 20, 30}) {
+    ASSERT_TRUE(commit_checkpoint(dir, step, [&](const std::string& d) { return write_two_files(d, std::to_string(step)); }, 2).ok());
+  }
+  EXPECT_FALSE(fs::exists(dir + "/step_00000010"));
+  EXPECT_TRUE(fs::exists(dir + "/step_00000020/manifest.json"));
+  EXPECT_EQ(testing::read_text(dir + "/latest"), "step_00000030\n");
+  std::vector<std::string> skipped;
+  auto latest = find_latest_valid_checkpoint(dir, &skipped);
+  ASSERT_TRUE(latest.ok());
+  EXPECT_EQ(latest->step, 30);
+  EXPECT_TRUE(skipped.empty());
+  for (const auto& e : fs::directory_iterator(dir)) {
+    EXPECT_FALSE(e.path().filename().string().starts_with(".")) << "left behind: " << e.path();
+  }
+}
+
+TEST(CheckpointDir, FailedWriteKeepsPreviousCheckpoint) {
+  testing::TempDir run;
+  const std::string dir = run.file("checkpoints");
+  ASSERT_TRUE(commit_checkpoint(dir, 1, [&](const std::string& d) { return write_two_files(d, "one"); }, 0).ok());
+  Status s = commit_checkpoint(dir, 2, [&](const std::string& d) {
+    SC_RETURN_IF_ERROR(write_file_atomic(d + "/model.bin", "half"));
+    return Status::io_error("disk full (injected)");
+  }, 0);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("disk full"), std::string::npos);
+  EXPECT_FALSE(fs::exists(dir + "/step_00000002"));
+  EXPECT_EQ(testing::read_text(dir + "/latest"), "step_00000001\n");
+  auto latest = find_latest_valid_checkpoint(dir, nullptr);
+  ASSERT_TRUE(latest.ok());
+  EXPECT_EQ(latest->step, 1);
+}
+
+// Each kind of damage to the newest checkpoint: detected, skipped with a
+// message naming the file, and the previous one used.
+TEST(CheckpointDir, DamagedNewestIsSkipped) {
+  const std::vector<std::pair<std::string, std::function<void(const std::string&)>>> damages = {
+      {"checksum mismatch", [](const std::string& d) {
+         std::fstream f(d + "/model.bin", std::ios::in | std::ios::out | std::ios::binary);
+         f.seekp(1);
+         f.put('X');
+       }},
+      {"bytes, manifest says", [](const std::string& d) { fs::resize_file(d + "/model.bin", 2); }},
+      {"listed in the manifest but missing", [](const std::string& d) { fs::remove(d + "/state.json"); }},
+      {"no manifest", [](const std::string& d) { fs::remove(d + "/manifest.json"); }},
+  };
+  for (const auto& [expected, damage] : damages) {
+    testing::TempDir run;
+    const std::string dir = run.file("checkpoints");
+    ASSERT_TRUE(commit_checkpoint(dir, 5, [&](const std::string& d) { return write_two_files(d, "five-five"); }, 0).ok());
+    ASSERT_TRUE(commit_checkpoint(dir, 6, [&](const std::string& d) { return write_two_files(d, "six-six-six"); }, 0).ok());
+    damage(dir + "/step_00000006");
+    std::vector<std::string> skipped;
+    auto latest = find_latest_valid_checkpoint(dir, &skipped);
+    ASSERT_TRUE(latest.ok()) << expected;
+    EXPECT_EQ(latest->step, 5) << expected;
+    ASSERT_EQ(skipped.size(), 1u) << expected;
+    EXPECT_NE(skipped[0].find(expected), std::string::npos) << skipped[0];
+    EXPECT_NE(skipped[0].find("step_00000006"), std::string::npos) << skipped[0];
+  }
+}
+
+TEST(CheckpointDir, NoCheckpointIsNotFound) {
+  testing::TempDir run;
+  auto latest = find_latest_valid_checkpoint(run.file("checkpoints"), nullptr);
+  ASSERT_FALSE(latest.ok());
+  EXPECT_EQ(latest.status().code(), StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace sc
