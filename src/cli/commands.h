@@ -14,5 +14,8 @@ namespace sc::cli {
 using CommandRunner = std::function<Status()>;
 
 CLI::App* add_prepare_command(CLI::App& root, CommandRunner* runner);
+CLI::App* add_train_command(CLI::App& root, CommandRunner* runner);
+CLI::App* add_generate_command(CLI::App& root, CommandRunner* runner);
+
 
 }  // namespace sc::cli

@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
     commands.emplace_back(sub, std::move(runner));
   };
   add(sc::cli::add_prepare_command);
+  add(sc::cli::add_train_command);
+  add(sc::cli::add_generate_command);
 
   try {
     app.parse(argc, argv);

@@ -19,6 +19,7 @@ class Arena {
 
   // Reserves `capacity_bytes` (rounded up to whole pages) and touches every page.
   static Result<Arena> create(size_t capacity_bytes, std::string name);
+  Arena() = default;  // empty: holds nothing until assigned a created arena
   Arena(Arena&& other) noexcept;
   Arena& operator=(Arena&& other) noexcept;
   Arena(const Arena&) = delete;

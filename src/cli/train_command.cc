@@ -1,0 +1,71 @@
+#include <fmt/format.h>
+
+#include <memory>
+
+#include "cli/commands.h"
+#include "train/train_options.h"
+#include "train/trainer.h"
+
+namespace sc::cli {
+
+CLI::App* add_train_command(CLI::App& root, CommandRunner* runner) {
+  // Flags land in `values`; only the ones given on the command line become
+  // overrides, so config.json's "training" object fills the rest.
+  auto values = std::make_shared<TrainOptions>();
+  auto resume = std::make_shared<bool>(false);
+  auto dry_run = std::make_shared<bool>(false);
+  CLI::App* sub = root.add_subcommand("train", "Train a model on prepared token shards");
+  auto options = std::make_shared<std::vector<std::pair<std::string, CLI::Option*>>>();
+  auto add = [&](const std::string& flag, auto* field, const std::string& help) {
+    std::string key = flag.substr(2);
+    for (char& ch : key) ch = ch == '-' ? '_' : ch;
+    if (key == "data" || key == "out") key += "_dir";
+    options->emplace_back(key, sub->add_option(flag, *field, help));
+  };
+  TrainOptions& v = *values;
+  add("--config", &v.config, "Model: a preset (grok-mini, grok-1, llama-mini, gpt2-124m, ...) or a config.json");
+  add("--data", &v.data_dir, "Directory written by `supercluster prepare`");
+  add("--out", &v.out_dir, "Run directory: metrics.jsonl, loss.svg, checkpoints/");
+  add("--steps", &v.steps, "Optimizer steps of the run (length of the LR schedule; default 1000)");
+  add("--stop-at-step", &v.stop_at_step, "Stop early at this step without changing the schedule");
+  add("--batch-size", &v.batch_size, "Sequences per micro-batch (default 8)");
+  add("--seq-len", &v.seq_len, "Tokens per sequence (default 256)");
+  add("--grad-accum", &v.grad_accum, "Micro-batches per optimizer step (default 1)");
+  add("--lr", &v.lr, "Peak learning rate (default 1e-3)");
+  add("--min-lr", &v.min_lr, "Learning rate at the end of the cosine decay (default 1e-4)");
+  add("--warmup", &v.warmup, "Linear warmup steps (default: 5% of --steps, at most 200)");
+  add("--weight-decay", &v.weight_decay, "AdamW decoupled weight decay, not on norms (default 0.1)");
+  add("--beta1", &v.beta1, "AdamW beta1 (default 0.9)");
+  add("--beta2", &v.beta2, "AdamW beta2 (default 0.95)");
+  add("--grad-clip", &v.grad_clip, "Clip the global gradient norm to this; 0 off (default 1.0)");
+  add("--eval-every", &v.eval_every, "Validation loss every N steps; 0 only at the end (default 100)");
+  add("--eval-batches", &v.eval_batches, "Validation batches per evaluation (default 16)");
+  add("--checkpoint-every", &v.checkpoint_every, "Checkpoint every N steps; 0 only at the end (default 500)");
+  add("--keep-checkpoints", &v.keep_checkpoints, "Keep the newest K checkpoints; 0 all (default 3)");
+  add("--seed", &v.seed, "Seed of initialization and data order (default 1337)");
+  add("--threads", &v.threads, "Threads; 0 all cores (default 0)");
+  add("--time-limit", &v.time_limit_min, "Stop after this many minutes, with a checkpoint (default: none)");
+  sub->add_flag("--resume", *resume, "Continue the run in --out from its newest valid checkpoint");
+  sub->add_flag("--dry-run", *dry_run, "Print parameters, FLOPs and memory for the config; allocate nothing");
+
+  *runner = [values, resume, dry_run, options]() -> Status {
+    TrainRequest request;
+    request.resume = *resume;
+    request.dry_run = *dry_run;
+    const nlohmann::json all = values->to_json();
+    request.overrides = nlohmann::json::object();
+    for (const auto& [key, option] : *options) {
+      if (option->count() > 0) request.overrides[key] = all[key];
+    }
+    SC_ASSIGN_OR_RETURN(TrainSummary summary, run_training(request));
+    if (request.dry_run) return Status();
+    fmt::print("trained to step {}: train loss {:.4f}{}, {:.0f} tokens/s, MFU {:.1f}%\ncheckpoint {}\n",
+               summary.last_step, summary.train_loss,
+               summary.val_loss >= 0 ? fmt::format(", val loss {:.4f}", summary.val_loss) : "", summary.tokens_per_s,
+               100 * summary.mfu, summary.checkpoint);
+    return Status();
+  };
+  return sub;
+}
+
+}  // namespace sc::cli

@@ -1,0 +1,259 @@
+#include "model/model.h"
+
+#include <cmath>
+#include <cstring>
+#include <unordered_map>
+
+#include "core/rng.h"
+#include "kernels/elementwise.h"
+#include "kernels/embedding.h"
+#include "kernels/matmul.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+
+namespace sc {
+
+Result<ModelWeights> bind_weights(const ModelConfig& config, const std::vector<TensorSpec>& layout, float* base) {
+  std::unordered_map<std::string, float*> by_name;
+  for (const TensorSpec& t : layout) by_name[t.name] = base + t.offset;
+  auto get = [&](const std::string& name, float** out) -> Status {
+    auto it = by_name.find(name);
+    if (it == by_name.end()) return Status::internal("parameter layout has no tensor '{}'", name);
+    *out = it->second;
+    return Status();
+  };
+  if (config.is_moe()) return Status::invalid("Mixture-of-Experts layers are not implemented yet (num_experts {})", config.num_experts);
+  ModelWeights w;
+  SC_RETURN_IF_ERROR(get("model.embed_tokens.weight", &w.embedding));
+  SC_RETURN_IF_ERROR(get("model.norm.weight", &w.final_norm));
+  if (config.tie_word_embeddings) {
+    w.output = w.embedding;
+  } else {
+    SC_RETURN_IF_ERROR(get("lm_head.weight", &w.output));
+  }
+  for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
+    const std::string p = fmt::format("model.layers.{}.", l);
+    LayerWeights lw;
+    SC_RETURN_IF_ERROR(get(p + "input_layernorm.weight", &lw.attn_norm));
+    SC_RETURN_IF_ERROR(get(p + "self_attn.q_proj.weight", &lw.wq));
+    SC_RETURN_IF_ERROR(get(p + "self_attn.k_proj.weight", &lw.wk));
+    SC_RETURN_IF_ERROR(get(p + "self_attn.v_proj.weight", &lw.wv));
+    SC_RETURN_IF_ERROR(get(p + "self_attn.o_proj.weight", &lw.wo));
+    if (config.sandwich_norm) {
+      SC_RETURN_IF_ERROR(get(p + "post_attention_layernorm.weight", &lw.attn_out_norm));
+      SC_RETURN_IF_ERROR(get(p + "pre_feedforward_layernorm.weight", &lw.ffn_norm));
+      SC_RETURN_IF_ERROR(get(p + "post_feedforward_layernorm.weight", &lw.ffn_out_norm));
+    } else {
+      SC_RETURN_IF_ERROR(get(p + "post_attention_layernorm.weight", &lw.ffn_norm));
+    }
+    SC_RETURN_IF_ERROR(get(p + "mlp.gate_proj.weight", &lw.w_gate));
+    SC_RETURN_IF_ERROR(get(p + "mlp.up_proj.weight", &lw.w_up));
+    SC_RETURN_IF_ERROR(get(p + "mlp.down_proj.weight", &lw.w_down));
+    w.layers.push_back(lw);
+  }
+  return w;
+}
+
+Result<std::unique_ptr<Model>> Model::create(const ModelConfig& config, int64_t batch, int64_t seq_len,
+                                             ThreadPool& pool) {
+  SC_RETURN_IF_ERROR(config.validate());
+  if (batch <= 0 || seq_len <= 0) return Status::invalid("batch size and sequence length must be positive");
+  if (seq_len > config.max_position_embeddings) {
+    return Status::invalid("sequence length {} exceeds the model's max_position_embeddings {}", seq_len,
+                           config.max_position_embeddings);
+  }
+  std::unique_ptr<Model> model(new Model(config, batch, seq_len, pool));
+  SC_RETURN_IF_ERROR(model->allocate());
+  return model;
+}
+
+Status Model::allocate() {
+  const ModelConfig& c = config_;
+  layout_ = parameter_layout(c);
+  num_floats_ = static_cast<size_t>(parameter_buffer_floats(layout_));
+  SC_ASSIGN_OR_RETURN(weights_arena_, Arena::create(2 * num_floats_ * sizeof(float) + 256, "parameters+gradients"));
+  SC_ASSIGN_OR_RETURN(params_, weights_arena_.allocate<float>(num_floats_));
+  SC_ASSIGN_OR_RETURN(grads_, weights_arena_.allocate<float>(num_floats_));
+  SC_ASSIGN_OR_RETURN(w_, bind_weights(c, layout_, params_));
+  SC_ASSIGN_OR_RETURN(g_, bind_weights(c, layout_, grads_));
+  SC_ASSIGN_OR_RETURN(act_, gated_activation_from_name(activation_name(c.hidden_act)));
+  attn_shape_ = {static_cast<size_t>(B_), static_cast<size_t>(T_), static_cast<size_t>(c.num_attention_heads),
+                 static_cast<size_t>(c.num_key_value_heads), static_cast<size_t>(c.head_dim),
+                 static_cast<float>(c.attn_output_multiplier), static_cast<float>(c.attn_logit_softcapping)};
+
+  const size_t N = static_cast<size_t>(B_ * T_), H = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
+  const size_t QD = c.num_attention_heads * c.head_dim, KD = c.num_key_value_heads * c.head_dim;
+  const size_t L = c.num_hidden_layers, D = c.head_dim;
+  // Plan every buffer first, then allocate one arena of exactly that size.
+  std::vector<std::pair<float**, size_t>> plan;
+  acts_.resize(L);
+  for (auto& a : acts_) {
+    plan.insert(plan.end(), {{&a.x_in, N * H}, {&a.attn_normed, N * H}, {&a.attn_rstd, N}, {&a.q, N * QD},
+                             {&a.k, N * KD}, {&a.v, N * KD}, {&a.attn_out, N * QD}, {&a.lse, N * c.num_attention_heads},
+                             {&a.h_mid, N * H}, {&a.ffn_normed, N * H}, {&a.ffn_rstd, N}, {&a.gate, N * F},
+                             {&a.up, N * F}, {&a.act, N * F}});
+    if (c.sandwich_norm) {
+      plan.insert(plan.end(), {{&a.o, N * H}, {&a.o_rstd, N}, {&a.y, N * H}, {&a.y_rstd, N}});
+    } else {
+      a.o = a.o_rstd = a.y = a.y_rstd = nullptr;
+    }
+  }
+  const size_t threads = pool_.num_threads();
+  plan.insert(plan.end(), {{&x_final_, N * H}, {&final_normed_, N * H}, {&final_rstd_, N}, {&logits_, N * V},
+                           {&row_loss_, N}, {&row_lse_, N}, {&rope_cos_, T_ * D / 2}, {&rope_sin_, T_ * D / 2},
+                           {&attn_scratch_, attention_scratch_floats(T_, threads)},
+                           {&norm_scratch_, rmsnorm_backward_scratch_floats(N, H)},
+                           {&d_residual_, N * H}, {&d_normed_, N * H}, {&d_branch_, N * H}, {&d_q_, N * QD},
+                           {&d_k_, N * KD}, {&d_v_, N * KD}, {&d_attn_out_, N * QD}, {&d_gate_, N * F},
+                           {&d_up_, N * F}, {&d_act_, N * F}});
+  size_t bytes = 0;
+  for (const auto& [ptr, floats] : plan) bytes += (floats * sizeof(float) + 63) / 64 * 64;
+  SC_ASSIGN_OR_RETURN(activations_, Arena::create(bytes, "activations"));
+  for (const auto& [ptr, floats] : plan) {
+    SC_ASSIGN_OR_RETURN(float* buffer, activations_.allocate<float>(floats));
+    *ptr = buffer;
+  }
+  rope_tables_fill(rope_cos_, rope_sin_, T_, D, c.rope_theta);
+  std::memset(params_, 0, num_floats_ * sizeof(float));
+  std::memset(grads_, 0, num_floats_ * sizeof(float));
+  return Status();
+}
+
+void Model::init_weights(uint64_t seed) {
+  const double std_dev = 0.02;
+  const double residual_std = 0.02 / std::sqrt(2.0 * static_cast<double>(config_.num_hidden_layers));
+  for (size_t t = 0; t < layout_.size(); ++t) {
+    const TensorSpec& spec = layout_[t];
+    float* p = params_ + spec.offset;
+    const size_t n = static_cast<size_t>(spec.numel());
+    if (spec.is_norm) {
+      for (size_t i = 0; i < n; ++i) p[i] = 1.0f;
+      continue;
+    }
+    const bool residual_output = spec.name.ends_with("o_proj.weight") || spec.name.ends_with("down_proj.weight");
+    const double s = residual_output ? residual_std : std_dev;
+    const CounterRng rng(seed, t);
+    pool_.parallel_for(n, [&](size_t lo, size_t hi, size_t) {
+      for (size_t i = lo; i < hi; ++i) p[i] = static_cast<float>(s * rng.normal(i));
+    });
+  }
+}
+
+void Model::zero_grads() { fill(pool_, grads_, 0.0f, num_floats_); }
+
+Result<CrossEntropySums> Model::forward(const uint32_t* tokens, const uint32_t* targets) {
+  const ModelConfig& c = config_;
+  const size_t N = static_cast<size_t>(B_ * T_), H = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
+  const size_t Hq = c.num_attention_heads, Hkv = c.num_key_value_heads, D = c.head_dim;
+  const size_t QD = Hq * D, KD = Hkv * D;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  tokens_ = tokens;
+  targets_ = targets;
+
+  SC_RETURN_IF_ERROR(embedding_forward(pool_, acts_[0].x_in, tokens, w_.embedding, N, V, H,
+                                       static_cast<float>(c.embedding_multiplier_scale)));
+  for (size_t l = 0; l < acts_.size(); ++l) {
+    LayerActivations& a = acts_[l];
+    const LayerWeights& w = w_.layers[l];
+    // Attention block.
+    rmsnorm_forward(pool_, a.attn_normed, a.attn_rstd, a.x_in, w.attn_norm, N, H, eps);
+    matmul_forward(pool_, a.q, a.attn_normed, w.wq, N, QD, H, false);
+    matmul_forward(pool_, a.k, a.attn_normed, w.wk, N, KD, H, false);
+    matmul_forward(pool_, a.v, a.attn_normed, w.wv, N, KD, H, false);
+    rope_forward(pool_, a.q, rope_cos_, rope_sin_, N, T_, Hq, D);
+    rope_forward(pool_, a.k, rope_cos_, rope_sin_, N, T_, Hkv, D);
+    attention_forward(pool_, a.attn_out, a.lse, a.q, a.k, a.v, attn_shape_, attn_scratch_);
+    if (c.sandwich_norm) {
+      matmul_forward(pool_, a.o, a.attn_out, w.wo, N, H, QD, false);
+      rmsnorm_forward(pool_, a.h_mid, a.o_rstd, a.o, w.attn_out_norm, N, H, eps);
+      add_inplace(pool_, a.h_mid, a.x_in, N * H);
+    } else {
+      copy(pool_, a.h_mid, a.x_in, N * H);
+      matmul_forward(pool_, a.h_mid, a.attn_out, w.wo, N, H, QD, true);
+    }
+    // Feed-forward block.
+    float* x_out = (l + 1 < acts_.size()) ? acts_[l + 1].x_in : x_final_;
+    rmsnorm_forward(pool_, a.ffn_normed, a.ffn_rstd, a.h_mid, w.ffn_norm, N, H, eps);
+    matmul_forward(pool_, a.gate, a.ffn_normed, w.w_gate, N, F, H, false);
+    matmul_forward(pool_, a.up, a.ffn_normed, w.w_up, N, F, H, false);
+    gated_activation_forward(pool_, a.act, a.gate, a.up, N * F, act_);
+    if (c.sandwich_norm) {
+      matmul_forward(pool_, a.y, a.act, w.w_down, N, H, F, false);
+      rmsnorm_forward(pool_, x_out, a.y_rstd, a.y, w.ffn_out_norm, N, H, eps);
+      add_inplace(pool_, x_out, a.h_mid, N * H);
+    } else {
+      copy(pool_, x_out, a.h_mid, N * H);
+      matmul_forward(pool_, x_out, a.act, w.w_down, N, H, F, true);
+    }
+  }
+  rmsnorm_forward(pool_, final_normed_, final_rstd_, x_final_, w_.final_norm, N, H, eps);
+  matmul_forward(pool_, logits_, final_normed_, w_.output, N, V, H, false);
+  return cross_entropy_forward(pool_, logits_, targets, N, V, static_cast<float>(c.output_multiplier_scale),
+                               row_loss_, row_lse_);
+}
+
+void Model::backward(float dloss) {
+  const ModelConfig& c = config_;
+  const size_t N = static_cast<size_t>(B_ * T_), H = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
+  const size_t Hq = c.num_attention_heads, Hkv = c.num_key_value_heads, D = c.head_dim;
+  const size_t QD = Hq * D, KD = Hkv * D;
+
+  // Loss and output projection; logits become their gradient in place.
+  cross_entropy_backward(pool_, logits_, targets_, row_lse_, N, V, static_cast<float>(c.output_multiplier_scale), dloss);
+  fill(pool_, d_normed_, 0.0f, N * H);
+  matmul_backward(pool_, d_normed_, g_.output, logits_, final_normed_, w_.output, N, V, H);
+  fill(pool_, d_residual_, 0.0f, N * H);
+  rmsnorm_backward(pool_, d_residual_, g_.final_norm, d_normed_, x_final_, w_.final_norm, final_rstd_, N, H,
+                   norm_scratch_);
+
+  // d_residual_ holds dL/d(residual stream) at the output of the layer being undone.
+  for (size_t l = acts_.size(); l-- > 0;) {
+    const LayerActivations& a = acts_[l];
+    const LayerWeights& w = w_.layers[l];
+    LayerWeights& g = g_.layers[l];
+    // Feed-forward block: x_out = h_mid + [norm](act · Wdownᵀ).
+    const float* d_y = d_residual_;
+    if (c.sandwich_norm) {
+      fill(pool_, d_branch_, 0.0f, N * H);
+      rmsnorm_backward(pool_, d_branch_, g.ffn_out_norm, d_residual_, a.y, w.ffn_out_norm, a.y_rstd, N, H,
+                       norm_scratch_);
+      d_y = d_branch_;
+    }
+    fill(pool_, d_act_, 0.0f, N * F);
+    matmul_backward(pool_, d_act_, g.w_down, d_y, a.act, w.w_down, N, H, F);
+    fill(pool_, d_gate_, 0.0f, N * F);
+    fill(pool_, d_up_, 0.0f, N * F);
+    gated_activation_backward(pool_, d_gate_, d_up_, d_act_, a.gate, a.up, N * F, act_);
+    fill(pool_, d_normed_, 0.0f, N * H);
+    matmul_backward(pool_, d_normed_, g.w_gate, d_gate_, a.ffn_normed, w.w_gate, N, F, H);
+    matmul_backward(pool_, d_normed_, g.w_up, d_up_, a.ffn_normed, w.w_up, N, F, H);
+    rmsnorm_backward(pool_, d_residual_, g.ffn_norm, d_normed_, a.h_mid, w.ffn_norm, a.ffn_rstd, N, H, norm_scratch_);
+
+    // Attention block: h_mid = x_in + [norm](attn_out · Woᵀ).
+    const float* d_o = d_residual_;
+    if (c.sandwich_norm) {
+      fill(pool_, d_branch_, 0.0f, N * H);
+      rmsnorm_backward(pool_, d_branch_, g.attn_out_norm, d_residual_, a.o, w.attn_out_norm, a.o_rstd, N, H,
+                       norm_scratch_);
+      d_o = d_branch_;
+    }
+    fill(pool_, d_attn_out_, 0.0f, N * QD);
+    matmul_backward(pool_, d_attn_out_, g.wo, d_o, a.attn_out, w.wo, N, H, QD);
+    fill(pool_, d_q_, 0.0f, N * QD);
+    fill(pool_, d_k_, 0.0f, N * KD);
+    fill(pool_, d_v_, 0.0f, N * KD);
+    attention_backward(pool_, d_q_, d_k_, d_v_, d_attn_out_, a.q, a.k, a.v, a.attn_out, a.lse, attn_shape_,
+                       attn_scratch_);
+    rope_backward(pool_, d_q_, rope_cos_, rope_sin_, N, T_, Hq, D);
+    rope_backward(pool_, d_k_, rope_cos_, rope_sin_, N, T_, Hkv, D);
+    fill(pool_, d_normed_, 0.0f, N * H);
+    matmul_backward(pool_, d_normed_, g.wq, d_q_, a.attn_normed, w.wq, N, QD, H);
+    matmul_backward(pool_, d_normed_, g.wk, d_k_, a.attn_normed, w.wk, N, KD, H);
+    matmul_backward(pool_, d_normed_, g.wv, d_v_, a.attn_normed, w.wv, N, KD, H);
+    rmsnorm_backward(pool_, d_residual_, g.attn_norm, d_normed_, a.x_in, w.attn_norm, a.attn_rstd, N, H,
+                     norm_scratch_);
+  }
+  embedding_backward(pool_, g_.embedding, d_residual_, tokens_, N, H, static_cast<float>(c.embedding_multiplier_scale));
+}
+
+}  // namespace sc

@@ -1,0 +1,106 @@
+// The transformer of docs/model.md on the CPU kernels: parameters, gradients
+// and activations each in one block allocated at creation, forward and
+// backward side by side, nothing allocated per step.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/arena.h"
+#include "core/status.h"
+#include "core/thread_pool.h"
+#include "kernels/activation.h"
+#include "kernels/attention.h"
+#include "kernels/cross_entropy.h"
+#include "model/config.h"
+#include "model/counts.h"
+
+namespace sc {
+
+// Named views into the parameter buffer (or, bound to the gradient buffer,
+// into the gradients: same layout).
+struct LayerWeights {
+  float* attn_norm = nullptr;
+  float* wq = nullptr;
+  float* wk = nullptr;
+  float* wv = nullptr;
+  float* wo = nullptr;
+  float* attn_out_norm = nullptr;  // sandwich only
+  float* ffn_norm = nullptr;
+  float* w_gate = nullptr;
+  float* w_up = nullptr;
+  float* w_down = nullptr;
+  float* ffn_out_norm = nullptr;  // sandwich only
+};
+
+struct ModelWeights {
+  float* embedding = nullptr;
+  std::vector<LayerWeights> layers;
+  float* final_norm = nullptr;
+  float* output = nullptr;  // == embedding when tied
+};
+
+Result<ModelWeights> bind_weights(const ModelConfig& config, const std::vector<TensorSpec>& layout, float* base);
+
+class Model {
+ public:
+  // Allocates parameters, gradients and activations for micro-batches of
+  // `batch` sequences of `seq_len` tokens.
+  static Result<std::unique_ptr<Model>> create(const ModelConfig& config, int64_t batch, int64_t seq_len,
+                                               ThreadPool& pool);
+
+  const ModelConfig& config() const { return config_; }
+  const std::vector<TensorSpec>& layout() const { return layout_; }
+  int64_t batch() const { return B_; }
+  int64_t seq_len() const { return T_; }
+  float* params() { return params_; }
+  float* grads() { return grads_; }
+  size_t num_floats() const { return num_floats_; }
+  size_t activation_bytes() const { return activations_.used_bytes(); }
+
+  // docs/model.md's initialization from a seed (same bits on every machine).
+  void init_weights(uint64_t seed);
+  void zero_grads();
+
+  // tokens, targets [batch·seq_len]. Keeps what backward needs. Returns the
+  // summed loss and the number of counted targets.
+  Result<CrossEntropySums> forward(const uint32_t* tokens, const uint32_t* targets);
+  // Accumulates into grads() the gradient of dloss · (summed loss of the
+  // last forward). Overwrites the logits.
+  void backward(float dloss);
+  // Raw logits [batch·seq_len, V] of the last forward (before the output multiplier).
+  const float* logits() const { return logits_; }
+
+ private:
+  struct LayerActivations {
+    float *x_in, *attn_normed, *attn_rstd, *q, *k, *v, *attn_out, *lse, *o, *o_rstd, *h_mid;
+    float *ffn_normed, *ffn_rstd, *gate, *up, *act, *y, *y_rstd;
+  };
+  Model(const ModelConfig& config, int64_t B, int64_t T, ThreadPool& pool) : config_(config), B_(B), T_(T), pool_(pool) {}
+  Status allocate();
+
+  ModelConfig config_;
+  int64_t B_, T_;
+  ThreadPool& pool_;
+  std::vector<TensorSpec> layout_;
+  size_t num_floats_ = 0;
+  Arena weights_arena_;
+  Arena activations_;
+  float* params_ = nullptr;
+  float* grads_ = nullptr;
+  ModelWeights w_, g_;
+  GatedActivation act_ = GatedActivation::kGeluTanh;
+  AttentionShape attn_shape_;
+
+  // Activations.
+  const uint32_t* tokens_ = nullptr;
+  const uint32_t* targets_ = nullptr;
+  std::vector<LayerActivations> acts_;
+  float *x_final_, *final_normed_, *final_rstd_, *logits_, *row_loss_, *row_lse_;
+  float *rope_cos_, *rope_sin_, *attn_scratch_, *norm_scratch_;
+  // Backward scratch, reused by every layer.
+  float *d_residual_, *d_normed_, *d_branch_, *d_q_, *d_k_, *d_v_, *d_attn_out_, *d_gate_, *d_up_, *d_act_;
+};
+
+}  // namespace sc

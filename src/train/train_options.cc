@@ -1,0 +1,76 @@
+#include "train/train_options.h"
+
+namespace sc {
+
+#define SC_TRAIN_OPTION_FIELDS(X)                                                                       \
+  X(config) X(data_dir) X(out_dir) X(steps) X(stop_at_step) X(batch_size) X(seq_len) X(grad_accum) X(lr) \
+  X(min_lr) X(warmup) X(weight_decay) X(beta1) X(beta2) X(grad_clip) X(eval_every) X(eval_batches)      \
+  X(checkpoint_every) X(keep_checkpoints) X(seed) X(threads) X(time_limit_min)
+
+nlohmann::json TrainOptions::to_json() const {
+  nlohmann::json j;
+#define SC_TO_JSON(field) j[#field] = field;
+  SC_TRAIN_OPTION_FIELDS(SC_TO_JSON)
+#undef SC_TO_JSON
+  return j;
+}
+
+namespace {
+template <class T>
+Status read_field(const nlohmann::json& j, const char* key, const std::string& source, T* out) {
+  const nlohmann::json& v = j.at(key);
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (!v.is_string()) return Status::invalid("{}: training option '{}' must be a string", source, key);
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if (!v.is_number()) return Status::invalid("{}: training option '{}' must be a number", source, key);
+  } else {
+    if (!v.is_number_integer()) return Status::invalid("{}: training option '{}' must be an integer", source, key);
+    if constexpr (std::is_unsigned_v<T>) {
+      if (v.get<int64_t>() < 0) return Status::invalid("{}: training option '{}' must not be negative", source, key);
+    }
+  }
+  *out = v.get<T>();
+  return Status();
+}
+}  // namespace
+
+Status TrainOptions::apply_json(const nlohmann::json& j, const std::string& source) {
+  if (j.is_null()) return Status();
+  if (!j.is_object()) return Status::invalid("{}: 'training' must be an object", source);
+  const nlohmann::json known = to_json();
+  for (const auto& [key, value] : j.items()) {
+    if (!known.contains(key)) return Status::invalid("{}: unknown training option '{}'", source, key);
+  }
+#define SC_FROM_JSON(field) \
+  if (j.contains(#field)) SC_RETURN_IF_ERROR(read_field(j, #field, source, &field));
+  SC_TRAIN_OPTION_FIELDS(SC_FROM_JSON)
+#undef SC_FROM_JSON
+  return Status();
+}
+
+Status TrainOptions::validate() const {
+  auto positive = [](const char* name, double v) -> Status {
+    if (!(v > 0)) return Status::invalid("--{} must be positive (got {})", name, v);
+    return Status();
+  };
+  SC_RETURN_IF_ERROR(positive("steps", static_cast<double>(steps)));
+  SC_RETURN_IF_ERROR(positive("batch-size", static_cast<double>(batch_size)));
+  SC_RETURN_IF_ERROR(positive("seq-len", static_cast<double>(seq_len)));
+  SC_RETURN_IF_ERROR(positive("grad-accum", static_cast<double>(grad_accum)));
+  SC_RETURN_IF_ERROR(positive("lr", lr));
+  SC_RETURN_IF_ERROR(positive("eval-batches", static_cast<double>(eval_batches)));
+  if (min_lr < 0 || min_lr > lr) return Status::invalid("--min-lr {} must be in [0, --lr {}]", min_lr, lr);
+  if (warmup < -1 || warmup > steps) return Status::invalid("--warmup {} must be in [0, --steps {}]", warmup, steps);
+  if (stop_at_step < 0 || stop_at_step > steps) return Status::invalid("--stop-at-step {} must be in [0, --steps {}]", stop_at_step, steps);
+  if (beta1 < 0 || beta1 >= 1 || beta2 < 0 || beta2 >= 1) return Status::invalid("--beta1 and --beta2 must be in [0, 1)");
+  if (weight_decay < 0 || grad_clip < 0 || eval_every < 0 || checkpoint_every < 0 || keep_checkpoints < 0 ||
+      threads < 0 || time_limit_min < 0) {
+    return Status::invalid("--weight-decay, --grad-clip, --eval-every, --checkpoint-every, --keep-checkpoints, "
+                           "--threads and --time-limit must not be negative");
+  }
+  if (data_dir.empty()) return Status::invalid("--data is required");
+  if (out_dir.empty()) return Status::invalid("--out is required");
+  return Status();
+}
+
+}  // namespace sc

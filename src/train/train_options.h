@@ -1,0 +1,47 @@
+// What `supercluster train` does, from three layers: built-in defaults, the
+// "training" object of config.json, then command-line flags. Keys are the
+// flag names with '_' for '-'.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "core/status.h"
+
+namespace sc {
+
+struct TrainOptions {
+  std::string config = "grok-mini";  // preset name or config.json path
+  std::string data_dir;
+  std::string out_dir;
+  int64_t steps = 1000;        // optimizer steps of the whole run (the LR schedule's length)
+  int64_t stop_at_step = 0;    // stop early at this step (0: run to `steps`), schedule unchanged
+  int64_t batch_size = 8;      // sequences per micro-batch
+  int64_t seq_len = 256;
+  int64_t grad_accum = 1;      // micro-batches per optimizer step
+  double lr = 1e-3;
+  double min_lr = 1e-4;
+  int64_t warmup = -1;         // -1: 5% of steps, at most 200
+  double weight_decay = 0.1;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double grad_clip = 1.0;      // 0: off
+  int64_t eval_every = 100;    // 0: only at the end
+  int64_t eval_batches = 16;
+  int64_t checkpoint_every = 500;  // 0: only at the end
+  int64_t keep_checkpoints = 3;
+  uint64_t seed = 1337;
+  int64_t threads = 0;         // 0: all cores
+  double time_limit_min = 0;   // 0: none; else stop (and checkpoint) after this many minutes
+
+  nlohmann::json to_json() const;
+  // Overrides the fields present in `j`; unknown keys and wrong types are
+  // errors naming `source` and the key.
+  Status apply_json(const nlohmann::json& j, const std::string& source);
+  Status validate() const;
+  int64_t warmup_steps() const { return warmup >= 0 ? warmup : std::min<int64_t>(200, steps / 20); }
+};
+
+}  // namespace sc

@@ -1,0 +1,393 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "core/arena.h"
+#include "core/file_util.h"
+#include "core/log.h"
+#include "core/progress.h"
+#include "core/thread_pool.h"
+#include "data/loader.h"
+#include "kernels/matmul.h"
+#include "kernels/peak.h"
+#include "model/model.h"
+#include "model/safetensors.h"
+#include "train/adamw.h"
+#include "train/checkpoint_dir.h"
+#include "train/loss_plot.h"
+#include "train/lr_schedule.h"
+#include "train/train_options.h"
+
+namespace sc {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Options that must not change across a resume, or the continued run would
+// not be the run that was checkpointed.
+constexpr const char* kFixedOnResume[] = {"batch_size", "seq_len", "grad_accum", "seed", "data_dir"};
+
+std::string format_duration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  const int64_t s = static_cast<int64_t>(seconds + 0.5);
+  if (s >= 3600) return fmt::format("{}h{:02d}m", s / 3600, (s % 3600) / 60);
+  if (s >= 60) return fmt::format("{}m{:02d}s", s / 60, s % 60);
+  return fmt::format("{}s", s);
+}
+
+std::string format_count(double n) {
+  if (n >= 1e9) return fmt::format("{:.2f}B", n / 1e9);
+  if (n >= 1e6) return fmt::format("{:.2f}M", n / 1e6);
+  if (n >= 1e3) return fmt::format("{:.1f}k", n / 1e3);
+  return fmt::format("{:.0f}", n);
+}
+
+struct Clock {
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); }
+};
+
+class Trainer {
+ public:
+  Trainer(TrainOptions options, ModelConfig config) : o_(std::move(options)), config_(std::move(config)) {}
+
+  Status setup();
+  Status resume_from(const CheckpointInfo& checkpoint);
+  Result<TrainSummary> run();
+
+ private:
+  Result<double> evaluate();
+  Status save_checkpoint();
+  Status write_metrics_line(const nlohmann::json& line);
+  Status write_loss_plot();
+
+  TrainOptions o_;
+  ModelConfig config_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<Model> model_;
+  std::optional<DataLoader> train_data_, val_data_;
+  Arena optimizer_arena_;
+  std::unique_ptr<AdamW> adamw_;
+  LrSchedule schedule_;
+  std::vector<uint32_t> inputs_, targets_;
+  int64_t step_ = 0;  // optimizer steps done
+  double tokens_seen_ = 0;
+  double peak_gflops_ = 0;
+  int64_t flops_per_token_ = 0;
+  std::vector<LossPoint> train_history_, val_history_;
+  std::string last_checkpoint_;
+  double elapsed_before_s_ = 0;  // training time of earlier (resumed) segments
+};
+
+Status Trainer::setup() {
+  SC_RETURN_IF_ERROR(o_.validate());
+  const size_t threads = o_.threads > 0 ? static_cast<size_t>(o_.threads) : default_thread_count();
+  pool_ = std::make_unique<ThreadPool>(threads);
+  blas_init_single_threaded();
+
+  const uint32_t vocab = static_cast<uint32_t>(config_.vocab_size);
+  LoaderOptions train_options{.batch_size = static_cast<uint32_t>(o_.batch_size),
+                              .seq_len = static_cast<uint32_t>(o_.seq_len),
+                              .seed = o_.seed,
+                              .expected_vocab_size = vocab};
+  auto train = DataLoader::open(o_.data_dir, "train", train_options);
+  if (!train.ok()) return train.status().with_context("training data");
+  train_data_.emplace(std::move(train).value());
+  LoaderOptions val_options = train_options;
+  val_options.shuffle = false;
+  auto val = DataLoader::open(o_.data_dir, "val", val_options);
+  if (val.ok()) {
+    val_data_.emplace(std::move(val).value());
+  } else if (val.status().code() == StatusCode::kCorruption) {
+    return val.status().with_context("validation data");
+  } else {
+    log_warn("no validation loss: {}", val.status().message());
+  }
+
+  SC_ASSIGN_OR_RETURN(model_, Model::create(config_, o_.batch_size, o_.seq_len, *pool_));
+  model_->init_weights(o_.seed);
+  const size_t n = model_->num_floats();
+  SC_ASSIGN_OR_RETURN(optimizer_arena_, Arena::create(2 * n * sizeof(float) + 128, "optimizer"));
+  SC_ASSIGN_OR_RETURN(float* m, optimizer_arena_.allocate<float>(n));
+  SC_ASSIGN_OR_RETURN(float* v, optimizer_arena_.allocate<float>(n));
+  std::vector<DecayRange> ranges;
+  for (const TensorSpec& t : model_->layout()) {
+    ranges.push_back({static_cast<size_t>(t.offset), static_cast<size_t>(t.offset + t.numel()), !t.is_norm});
+  }
+  adamw_ = std::make_unique<AdamW>(AdamWConfig{o_.beta1, o_.beta2, 1e-8, o_.weight_decay}, std::move(ranges), m, v, n);
+  schedule_ = {o_.lr, o_.min_lr, o_.warmup_steps(), o_.steps};
+  inputs_.resize(static_cast<size_t>(o_.batch_size * o_.seq_len));
+  targets_.resize(inputs_.size());
+
+  const ParameterCounts counts = count_parameters(config_);
+  flops_per_token_ = model_flops_per_token(config_, o_.seq_len);
+  peak_gflops_ = measure_matmul_peak_gflops(*pool_);
+  log_info("model {}: {} parameters, {} layers, hidden {}, vocab {}; {:.1f} MFLOP per token (6N + attention)",
+           o_.config, format_count(static_cast<double>(counts.total)), config_.num_hidden_layers,
+           config_.hidden_size, config_.vocab_size, static_cast<double>(flops_per_token_) / 1e6);
+  log_info("memory: {:.1f} MB parameters+gradients, {:.1f} MB optimizer, {:.1f} MB activations",
+           static_cast<double>(2 * n * 4) / 1e6, static_cast<double>(2 * n * 4) / 1e6,
+           static_cast<double>(model_->activation_bytes()) / 1e6);
+  log_info("data: {} train tokens{}; batch {} x {} x {} accum = {} tokens per step",
+           format_count(static_cast<double>(train_data_->total_tokens())),
+           val_data_ ? fmt::format(", {} val tokens", format_count(static_cast<double>(val_data_->total_tokens()))) : "",
+           o_.batch_size, o_.seq_len, o_.grad_accum, o_.batch_size * o_.seq_len * o_.grad_accum);
+  log_info("{} threads; {}; MFU is against the measured fp32 sgemm peak of {:.0f} GFLOP/s", threads,
+           blas_description(), peak_gflops_);
+  return ensure_writable_directory(o_.out_dir);
+}
+
+Status Trainer::resume_from(const CheckpointInfo& checkpoint) {
+  const std::string dir = checkpoint.path;
+  SC_ASSIGN_OR_RETURN(SafetensorsFile weights, SafetensorsFile::open(dir + "/model.safetensors"));
+  for (const TensorSpec& t : model_->layout()) {
+    SC_ASSIGN_OR_RETURN(std::vector<float> values, weights.read_f32(t.name, t.shape));
+    std::copy(values.begin(), values.end(), model_->params() + t.offset);
+  }
+  SC_ASSIGN_OR_RETURN(SafetensorsFile optimizer, SafetensorsFile::open(dir + "/optimizer.safetensors"));
+  const std::vector<int64_t> flat_shape = {static_cast<int64_t>(model_->num_floats())};
+  SC_ASSIGN_OR_RETURN(std::vector<float> m, optimizer.read_f32("adamw.m", flat_shape));
+  SC_ASSIGN_OR_RETURN(std::vector<float> v, optimizer.read_f32("adamw.v", flat_shape));
+  std::copy(m.begin(), m.end(), adamw_->m());
+  std::copy(v.begin(), v.end(), adamw_->v());
+  SC_ASSIGN_OR_RETURN(std::string state_text, read_file(dir + "/trainer_state.json"));
+  nlohmann::json state = nlohmann::json::parse(state_text, nullptr, false);
+  if (state.is_discarded()) return Status::corruption("{}/trainer_state.json: not valid JSON", dir);
+  SC_ASSIGN_OR_RETURN(LoaderCursor cursor, LoaderCursor::from_json(state.value("data_cursor", nlohmann::json())));
+  SC_RETURN_IF_ERROR(train_data_->restore(cursor).with_context(dir));
+  step_ = state.value("step", int64_t{0});
+  tokens_seen_ = state.value("tokens_seen", 0.0);
+  elapsed_before_s_ = state.value("elapsed_s", 0.0);
+  // Earlier history: metrics.jsonl up to this step (later lines belong to the lost segment).
+  std::ifstream metrics(o_.out_dir + "/metrics.jsonl");
+  std::string line, kept;
+  while (std::getline(metrics, line)) {
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.contains("step") || j["step"].get<int64_t>() > step_) continue;
+    kept += line + "\n";
+    if (j.contains("loss")) train_history_.push_back({j["step"].get<double>(), j["loss"].get<double>()});
+    if (j.contains("val_loss")) val_history_.push_back({j["step"].get<double>(), j["val_loss"].get<double>()});
+  }
+  SC_RETURN_IF_ERROR(write_file_atomic(o_.out_dir + "/metrics.jsonl", kept));
+  last_checkpoint_ = dir;
+  log_info("resumed from {} at step {}", dir, step_);
+  return Status();
+}
+
+Result<double> Trainer::evaluate() {
+  if (!val_data_) return -1.0;
+  SC_RETURN_IF_ERROR(val_data_->restore({0, 0, val_data_->cursor().data_fingerprint, val_data_->cursor().seq_len,
+                                         val_data_->cursor().world_size}));
+  const uint64_t batches = std::max<uint64_t>(
+      1, std::min<uint64_t>(static_cast<uint64_t>(o_.eval_batches), val_data_->windows_per_rank() / o_.batch_size));
+  double loss_sum = 0;
+  size_t count = 0;
+  for (uint64_t b = 0; b < batches; ++b) {
+    val_data_->next_batch(inputs_.data(), targets_.data());
+    SC_ASSIGN_OR_RETURN(CrossEntropySums sums, model_->forward(inputs_.data(), targets_.data()));
+    loss_sum += sums.loss_sum;
+    count += sums.count;
+  }
+  return loss_sum / static_cast<double>(count);
+}
+
+Status Trainer::save_checkpoint() {
+  const std::string checkpoints = o_.out_dir + "/checkpoints";
+  const Clock clock;
+  SC_RETURN_IF_ERROR(commit_checkpoint(checkpoints, step_, [&](const std::string& dir) -> Status {
+    std::vector<TensorToWrite> tensors;
+    for (const TensorSpec& t : model_->layout()) {
+      tensors.push_back({t.name, DType::kF32, t.shape, model_->params() + t.offset});
+    }
+    SC_RETURN_IF_ERROR(write_safetensors(dir + "/model.safetensors", tensors, {{"format", "pt"}}));
+    const std::vector<int64_t> flat = {static_cast<int64_t>(model_->num_floats())};
+    const std::vector<TensorToWrite> moments = {{"adamw.m", DType::kF32, flat, adamw_->m()},
+                                                {"adamw.v", DType::kF32, flat, adamw_->v()}};
+    SC_RETURN_IF_ERROR(write_safetensors(dir + "/optimizer.safetensors", moments,
+                                         {{"optimizer", "adamw"}, {"step", std::to_string(step_)}}));
+    SC_RETURN_IF_ERROR(write_file_atomic(dir + "/config.json", config_.to_json().dump(2) + "\n"));
+    const std::string tokenizer = o_.data_dir + "/tokenizer.model";
+    if (fs::exists(tokenizer)) {
+      SC_ASSIGN_OR_RETURN(std::string bytes, read_file(tokenizer));
+      SC_RETURN_IF_ERROR(write_file_atomic(dir + "/tokenizer.model", bytes));
+    }
+    nlohmann::json state = {{"step", step_},
+                            {"tokens_seen", tokens_seen_},
+                            {"elapsed_s", elapsed_before_s_},
+                            {"options", o_.to_json()},
+                            {"rng", {{"kind", "counter"}, {"seed", o_.seed}}},
+                            {"data_cursor", train_data_->cursor().to_json()}};
+    return write_file_atomic(dir + "/trainer_state.json", state.dump(2) + "\n");
+  }, static_cast<int>(o_.keep_checkpoints)));
+  last_checkpoint_ = checkpoints + "/" + checkpoint_dir_name(step_);
+  log_debug("checkpoint {} written in {:.2f}s", last_checkpoint_, clock.seconds());
+  return Status();
+}
+
+Status Trainer::write_metrics_line(const nlohmann::json& line) {
+  std::ofstream out(o_.out_dir + "/metrics.jsonl", std::ios::app);
+  out << line.dump() << "\n";
+  if (!out) return Status::io_error("{}/metrics.jsonl: write failed", o_.out_dir);
+  return Status();
+}
+
+Status Trainer::write_loss_plot() {
+  return write_file_atomic(o_.out_dir + "/loss.svg",
+                           render_loss_svg(train_history_, val_history_, fmt::format("{} on {}", o_.config, o_.data_dir)));
+}
+
+Result<TrainSummary> Trainer::run() {
+  if (step_ == 0) SC_RETURN_IF_ERROR(write_file_atomic(o_.out_dir + "/metrics.jsonl", ""));
+  const int64_t last_step = o_.stop_at_step > 0 ? o_.stop_at_step : o_.steps;
+  const double tokens_per_step = static_cast<double>(o_.batch_size * o_.seq_len * o_.grad_accum);
+  const Clock clock;
+  ProgressLine progress(0.2);
+  double last_plain_line_s = -1e9, window_start_s = 0, window_tokens = 0, tokens_per_s = 0, mfu = 0;
+  double last_val = val_history_.empty() ? -1.0 : val_history_.back().loss;
+  bool stopped_by_time = false;
+  const int64_t first_step = step_;
+
+  while (step_ < last_step) {
+    model_->zero_grads();
+    double loss_sum = 0;
+    for (int64_t micro = 0; micro < o_.grad_accum; ++micro) {
+      train_data_->next_batch(inputs_.data(), targets_.data());
+      SC_ASSIGN_OR_RETURN(CrossEntropySums sums, model_->forward(inputs_.data(), targets_.data()));
+      loss_sum += sums.loss_sum / static_cast<double>(sums.count);
+      model_->backward(static_cast<float>(1.0 / (static_cast<double>(sums.count) * o_.grad_accum)));
+    }
+    const double loss = loss_sum / static_cast<double>(o_.grad_accum);
+    const double grad_norm = std::sqrt(sum_of_squares(model_->grads(), model_->num_floats(), *pool_));
+    if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
+      return Status::internal("step {}: non-finite loss ({}) or gradient norm ({}); lower --lr", step_ + 1, loss,
+                              grad_norm);
+    }
+    clip_grad_norm(model_->grads(), model_->num_floats(), grad_norm, o_.grad_clip, *pool_);
+    const double lr = schedule_.at(step_);
+    ++step_;
+    adamw_->update(model_->params(), model_->grads(), lr, step_, *pool_);
+    tokens_seen_ += tokens_per_step;
+    window_tokens += tokens_per_step;
+
+    const double now = clock.seconds();
+    if (now - window_start_s >= 1.0 || step_ == first_step + 1 || step_ == last_step) {
+      tokens_per_s = window_tokens / std::max(1e-9, now - window_start_s);
+      mfu = tokens_per_s * static_cast<double>(flops_per_token_) / (peak_gflops_ * 1e9);
+      window_start_s = now;
+      window_tokens = 0;
+    }
+    nlohmann::json metrics = {{"step", step_},       {"loss", loss},          {"lr", lr},
+                              {"grad_norm", grad_norm}, {"tokens_per_s", tokens_per_s}, {"mfu", mfu},
+                              {"tokens", tokens_seen_}, {"elapsed_s", elapsed_before_s_ + now}};
+    train_history_.push_back({static_cast<double>(step_), loss});
+
+    const bool time_up = o_.time_limit_min > 0 && now >= o_.time_limit_min * 60.0;
+    const bool final_step = step_ == last_step || time_up;
+    if ((o_.eval_every > 0 && step_ % o_.eval_every == 0) || final_step) {
+      SC_ASSIGN_OR_RETURN(last_val, evaluate());
+      if (last_val >= 0) {
+        metrics["val_loss"] = last_val;
+        val_history_.push_back({static_cast<double>(step_), last_val});
+      }
+      SC_RETURN_IF_ERROR(write_loss_plot());
+    }
+    SC_RETURN_IF_ERROR(write_metrics_line(metrics));
+
+    const double eta = (last_step - step_) * (now / static_cast<double>(step_ - first_step));
+    const std::string line = fmt::format(
+        "step {:>{}}/{} | loss {:.4f} | val {} | lr {:.2e} | {} tok/s | MFU {:.1f}% | ETA {}", step_,
+        std::to_string(o_.steps).size(), o_.steps, loss, last_val >= 0 ? fmt::format("{:.4f}", last_val) : "  -   ",
+        lr, format_count(tokens_per_s), 100.0 * mfu, format_duration(eta));
+    if (stderr_is_terminal()) {
+      if (progress.due() || final_step || metrics.contains("val_loss")) progress.show(line);
+    } else if (now - last_plain_line_s >= 10.0 || final_step || metrics.contains("val_loss")) {
+      std::fprintf(stderr, "%s\n", line.c_str());
+      last_plain_line_s = now;
+    }
+
+    if ((o_.checkpoint_every > 0 && step_ % o_.checkpoint_every == 0) || final_step) {
+      elapsed_before_s_ += clock.seconds() - (elapsed_before_s_ > 0 ? 0 : 0);
+      SC_RETURN_IF_ERROR(save_checkpoint());
+    }
+    if (time_up && step_ < last_step) {
+      stopped_by_time = true;
+      break;
+    }
+  }
+  progress.finish();
+  if (stopped_by_time) log_info("time limit of {} min reached at step {}", o_.time_limit_min, step_);
+
+  TrainSummary summary;
+  summary.last_step = step_;
+  const size_t tail = std::min<size_t>(train_history_.size(), 20);
+  for (size_t i = train_history_.size() - tail; i < train_history_.size(); ++i) summary.train_loss += train_history_[i].loss;
+  summary.train_loss /= std::max<size_t>(1, tail);
+  summary.val_loss = last_val;
+  summary.tokens_per_s = (tokens_seen_ - first_step * tokens_per_step) / std::max(1e-9, clock.seconds());
+  summary.mfu = summary.tokens_per_s * static_cast<double>(flops_per_token_) / (peak_gflops_ * 1e9);
+  summary.checkpoint = last_checkpoint_;
+  return summary;
+}
+
+}  // namespace
+
+Result<TrainSummary> run_training(const TrainRequest& request) {
+  TrainOptions options;
+  SC_RETURN_IF_ERROR(options.apply_json(request.overrides, "command line"));
+  ModelConfig config;
+  std::optional<CheckpointInfo> checkpoint;
+  if (request.resume) {
+    if (options.out_dir.empty()) return Status::invalid("--resume needs --out, the run directory to continue");
+    std::vector<std::string> skipped;
+    auto found = find_latest_valid_checkpoint(options.out_dir + "/checkpoints", &skipped);
+    for (const std::string& why : skipped) log_warn("skipping checkpoint: {}", why);
+    if (!found.ok()) return found.status().with_context("--resume");
+    checkpoint = *found;
+    SC_ASSIGN_OR_RETURN(std::string state_text, read_file(checkpoint->path + "/trainer_state.json"));
+    nlohmann::json state = nlohmann::json::parse(state_text, nullptr, false);
+    if (state.is_discarded() || !state.contains("options")) {
+      return Status::corruption("{}/trainer_state.json: not valid JSON with 'options'", checkpoint->path);
+    }
+    TrainOptions saved;
+    SC_RETURN_IF_ERROR(saved.apply_json(state["options"], checkpoint->path + "/trainer_state.json"));
+    for (const char* key : kFixedOnResume) {
+      if (request.overrides.contains(key) && request.overrides[key] != state["options"][key]) {
+        return Status::invalid("--resume: '{}' is {} in the checkpoint and {} on the command line; a resumed run "
+                               "must keep it", key, state["options"][key].dump(), request.overrides[key].dump());
+      }
+    }
+    options = saved;
+    nlohmann::json overrides = request.overrides;
+    if (!overrides.contains("stop_at_step")) overrides["stop_at_step"] = 0;  // an early stop is not inherited
+    SC_RETURN_IF_ERROR(options.apply_json(overrides, "command line"));
+    SC_ASSIGN_OR_RETURN(config, ModelConfig::load(checkpoint->path + "/config.json"));
+  } else {
+    SC_ASSIGN_OR_RETURN(config, ModelConfig::resolve(options.config));
+    // Precedence: defaults < config.json "training" < flags.
+    TrainOptions merged;
+    SC_RETURN_IF_ERROR(merged.apply_json(config.training, options.config + " 'training'"));
+    SC_RETURN_IF_ERROR(merged.apply_json(request.overrides, "command line"));
+    options = merged;
+  }
+  if (request.dry_run) {
+    std::printf("%s", format_counts_report(config, options.batch_size, options.seq_len).c_str());
+    return TrainSummary{};
+  }
+  if (!request.resume && fs::exists(options.out_dir + "/checkpoints")) {
+    std::vector<std::string> ignored;
+    if (find_latest_valid_checkpoint(options.out_dir + "/checkpoints", &ignored).ok()) {
+      return Status::invalid("{} already holds checkpoints: pass --resume to continue that run, or choose another --out",
+                             options.out_dir);
+    }
+  }
+  Trainer trainer(options, config);
+  SC_RETURN_IF_ERROR(trainer.setup());
+  if (checkpoint) SC_RETURN_IF_ERROR(trainer.resume_from(*checkpoint));
+  return trainer.run();
+}
+
+}  // namespace sc

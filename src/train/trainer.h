@@ -1,0 +1,29 @@
+// `supercluster train`: the training loop of one process (data parallelism
+// comes with dist/). Reads shards, trains, evaluates, checkpoints, resumes
+// bit-for-bit.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "core/status.h"
+
+namespace sc {
+
+struct TrainRequest {
+  nlohmann::json overrides;  // flags given on the command line, as TrainOptions keys
+  bool resume = false;       // continue from the newest valid checkpoint in --out
+  bool dry_run = false;      // print counts and memory, allocate nothing
+};
+
+struct TrainSummary {
+  int64_t last_step = 0;
+  double train_loss = 0;  // mean of the last steps' losses
+  double val_loss = -1;   // last evaluation; -1 if there was none
+  double tokens_per_s = 0;
+  double mfu = 0;
+  std::string checkpoint;  // the last checkpoint written
+};
+
+Result<TrainSummary> run_training(const TrainRequest& request);
+
+}  // namespace sc

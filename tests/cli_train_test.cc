@@ -1,0 +1,213 @@
+// `supercluster train` and `generate` as a user runs them, on a tiny model.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "model/safetensors.h"
+#include "serve/generator.h"
+#include "test_util.h"
+
+namespace sc {
+namespace {
+namespace fs = std::filesystem;
+
+const char* kTinyConfig = R"({
+  "model_type": "grok-1", "vocab_size": 400, "hidden_size": 32, "num_hidden_layers": 2,
+  "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8, "intermediate_size": 64,
+  "max_position_embeddings": 64, "hidden_act": "gelu_pytorch_tanh", "tie_word_embeddings": true,
+  "sandwich_norm": true, "attn_logit_softcapping": 30.0, "embedding_multiplier_scale": 78.38367176906169,
+  "output_multiplier_scale": 0.5773502691896257,
+  "training": {"batch_size": 4, "seq_len": 32, "lr": 0.003, "eval_every": 5, "eval_batches": 2,
+               "checkpoint_every": 5, "threads": 2}
+})";
+
+class TrainCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new testing::TempDir();
+    testing::write_text(dir_->file("corpus.txt"), [] {
+      std::string fortunes, text = testing::multilingual_text(30);
+      for (size_t pos = 0; pos < text.size();) {
+        size_t end = text.find('\n', pos);
+        fortunes += text.substr(pos, end - pos) + "\n%\n";
+        pos = end + 1;
+      }
+      return fortunes;
+    }());
+    testing::write_text(dir_->file("tiny.json"), kTinyConfig);
+    auto r = testing::run_supercluster(fmt::format("prepare --input {} --out {} --vocab-size 400 --val-fraction 0.2",
+                                                   dir_->file("corpus.txt"), dir_->file("data")));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static std::string train(const std::string& out, const std::string& extra) {
+    auto r = testing::run_supercluster(fmt::format("train --config {} --data {} --out {} {}", dir_->file("tiny.json"),
+                                                   dir_->file("data"), dir_->file(out), extra));
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return r.output;
+  }
+  static testing::TempDir* dir_;
+};
+testing::TempDir* TrainCli::dir_ = nullptr;
+
+void expect_identical_tensors(const std::string& a_path, const std::string& b_path) {
+  auto a = SafetensorsFile::open(a_path);
+  auto b = SafetensorsFile::open(b_path);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(a->tensors().size(), b->tensors().size());
+  for (const TensorView& t : a->tensors()) {
+    const TensorView* u = b->find(t.name);
+    ASSERT_NE(u, nullptr) << t.name;
+    ASSERT_EQ(t.size_bytes, u->size_bytes) << t.name;
+    EXPECT_EQ(std::memcmp(t.data, u->data, t.size_bytes), 0) << t.name << " differs";
+  }
+}
+
+TEST_F(TrainCli, TrainsWritesMetricsPlotAndCheckpoints) {
+  std::string output = train("run", "--steps 20");
+  EXPECT_NE(output.find("trained to step 20"), std::string::npos) << output;
+  EXPECT_NE(output.find("MFU"), std::string::npos);
+  std::ifstream metrics(dir_->file("run/metrics.jsonl"));
+  std::string line;
+  std::vector<nlohmann::json> lines;
+  while (std::getline(metrics, line)) lines.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(lines.size(), 20u);
+  EXPECT_EQ(lines.back()["step"], 20);
+  EXPECT_TRUE(lines[4].contains("val_loss"));
+  // Learning happened: the loss fell well below the untrained ln(400) = 5.99.
+  EXPECT_NEAR(lines.front()["loss"].get<double>(), std::log(400.0), 0.3);
+  EXPECT_LT(lines.back()["loss"].get<double>(), lines.front()["loss"].get<double>() - 0.4);
+  const std::string svg = testing::read_text(dir_->file("run/loss.svg"));
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_NE(svg.find("validation"), std::string::npos);
+  EXPECT_EQ(testing::read_text(dir_->file("run/checkpoints/latest")), "step_00000020\n");
+  for (const char* f : {"model.safetensors", "optimizer.safetensors", "config.json", "tokenizer.model",
+                        "trainer_state.json", "manifest.json"}) {
+    EXPECT_TRUE(fs::exists(dir_->file(std::string("run/checkpoints/step_00000020/") + f))) << f;
+  }
+  EXPECT_FALSE(fs::exists(dir_->file("run/checkpoints/step_00000005")));  // keeps the last 3
+  // Llama-subset Hugging Face names in the weights.
+  auto weights = SafetensorsFile::open(dir_->file("run/checkpoints/step_00000020/model.safetensors"));
+  ASSERT_TRUE(weights.ok());
+  EXPECT_NE(weights->find("model.layers.1.self_attn.q_proj.weight"), nullptr);
+  EXPECT_NE(weights->find("model.embed_tokens.weight"), nullptr);
+  // A second run into the same directory without --resume refuses to clobber it.
+  auto again = testing::run_supercluster(fmt::format("train --config {} --data {} --out {} --steps 20",
+                                                     dir_->file("tiny.json"), dir_->file("data"), dir_->file("run")));
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.output.find("already holds checkpoints"), std::string::npos) << again.output;
+}
+
+TEST_F(TrainCli, ResumedRunIsBitIdenticalToUninterrupted) {
+  train("straight", "--steps 20");
+  train("interrupted", "--steps 20 --stop-at-step 10");
+  EXPECT_EQ(testing::read_text(dir_->file("interrupted/checkpoints/latest")), "step_00000010\n");
+  auto r = testing::run_supercluster(fmt::format("train --resume --out {}", dir_->file("interrupted")));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed from"), std::string::npos) << r.output;
+  expect_identical_tensors(dir_->file("straight/checkpoints/step_00000020/model.safetensors"),
+                           dir_->file("interrupted/checkpoints/step_00000020/model.safetensors"));
+  expect_identical_tensors(dir_->file("straight/checkpoints/step_00000020/optimizer.safetensors"),
+                           dir_->file("interrupted/checkpoints/step_00000020/optimizer.safetensors"));
+  // The metrics of both runs agree line for line (timings aside).
+  std::ifstream a(dir_->file("straight/metrics.jsonl")), b(dir_->file("interrupted/metrics.jsonl"));
+  std::string la, lb;
+  int lines = 0;
+  while (std::getline(a, la) && std::getline(b, lb)) {
+    auto ja = nlohmann::json::parse(la), jb = nlohmann::json::parse(lb);
+    EXPECT_EQ(ja["loss"], jb["loss"]) << "step " << ja["step"];
+    ++lines;
+  }
+  EXPECT_EQ(lines, 20);
+}
+
+TEST_F(TrainCli, ResumeSkipsACorruptedNewestCheckpoint) {
+  train("corrupt", "--steps 10");
+  std::fstream f(dir_->file("corrupt/checkpoints/step_00000010/model.safetensors"),
+                 std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(200);
+  f.put('\x7f');
+  f.close();
+  auto r = testing::run_supercluster(fmt::format("train --resume --out {} --steps 12", dir_->file("corrupt")));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("step_00000010/model.safetensors: checksum mismatch"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("resumed from " + dir_->file("corrupt/checkpoints/step_00000005")), std::string::npos)
+      << r.output;
+}
+
+TEST_F(TrainCli, GeneratorMatchesTheTrainingForward) {
+  train("gen", "--steps 10");
+  auto generator = Generator::load(dir_->file("gen"), 2);
+  ASSERT_TRUE(generator.ok()) << generator.status().message();
+  // Greedy is deterministic, and sampling with one seed gives one text.
+  SamplingOptions greedy{.max_tokens = 12, .temperature = 0};
+  auto a = (*generator)->generate("Der schnelle", greedy, nullptr);
+  ASSERT_TRUE(a.ok());
+  SamplingOptions sampled{.max_tokens = 12, .temperature = 1.0, .seed = 5};
+  auto s1 = (*generator)->generate("La volpe", sampled, nullptr);
+  auto s2 = (*generator)->generate("La volpe", sampled, nullptr);
+  ASSERT_TRUE(s1.ok() && s2.ok());
+  EXPECT_EQ(*s1, *s2);
+
+  // KV-cache decoding gives the logits of the batched training forward.
+  auto config = ModelConfig::load(dir_->file("tiny.json"));
+  ASSERT_TRUE(config.ok());
+  ThreadPool pool(2);
+  auto model = Model::create(*config, 1, 16, pool);
+  ASSERT_TRUE(model.ok());
+  auto weights = SafetensorsFile::open((*generator)->checkpoint() + "/model.safetensors");
+  for (const TensorSpec& t : (*model)->layout()) {
+    auto values = weights->read_f32(t.name);
+    ASSERT_TRUE(values.ok());
+    std::copy(values->begin(), values->end(), (*model)->params() + t.offset);
+  }
+  std::vector<uint32_t> tokens(16), targets(16, 0);
+  for (size_t i = 0; i < 16; ++i) tokens[i] = static_cast<uint32_t>((i * 37 + 5) % 400);
+  ASSERT_TRUE((*model)->forward(tokens.data(), targets.data()).ok());
+  double worst = 0;
+  for (size_t t = 0; t < 16; ++t) {
+    const float* step_logits = (*generator)->decode_step(tokens[t], static_cast<int64_t>(t));
+    for (size_t v = 0; v < 400; ++v) {
+      const double batched = (*model)->logits()[t * 400 + v] * config->output_multiplier_scale;
+      worst = std::max(worst, std::abs(batched - step_logits[v]));
+    }
+  }
+  std::printf("KV-cache decode vs batched forward: worst logit difference %.2e\n", worst);
+  EXPECT_LT(worst, 1e-4);
+}
+
+TEST_F(TrainCli, BadInputsAreClearErrors) {
+  auto run = [&](const std::string& args) { return testing::run_supercluster(args); };
+  auto expect_error = [](const testing::CommandResult& r, const std::string& expected) {
+    EXPECT_NE(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find(expected), std::string::npos) << "expected '" << expected << "' in:\n" << r.output;
+  };
+  testing::write_text(dir_->file("typo.json"), R"({"vocab_size": 400, "hiden_size": 32})");
+  expect_error(run(fmt::format("train --config {} --data {} --out {}", dir_->file("typo.json"), dir_->file("data"),
+                               dir_->file("x"))),
+               "unknown key 'hiden_size'");
+  nlohmann::json bad_heads = nlohmann::json::parse(kTinyConfig);
+  bad_heads["num_key_value_heads"] = 3;
+  testing::write_text(dir_->file("heads.json"), bad_heads.dump());
+  expect_error(run(fmt::format("train --config {} --data {} --out {}", dir_->file("heads.json"), dir_->file("data"),
+                               dir_->file("x"))),
+               "num_key_value_heads");
+  expect_error(run(fmt::format("train --config grok-mini --data {} --out {}", dir_->file("data"), dir_->file("x"))),
+               "vocab size 400, expected 8192");
+  expect_error(run(fmt::format("train --config no-such-preset --data {} --out {}", dir_->file("data"), dir_->file("x"))),
+               "no-such-preset");
+  expect_error(run(fmt::format("train --resume --out {}", dir_->file("nothing-here"))), "no checkpoints directory");
+  expect_error(run(fmt::format("train --config {} --data {} --out {} --seq-len 100", dir_->file("tiny.json"),
+                               dir_->file("data"), dir_->file("x"))),
+               "max_position_embeddings");
+  train("short", "--steps 2");
+  expect_error(run(fmt::format("generate --checkpoint {} --prompt '{}'", dir_->file("short"), std::string(300, 'x') + " y z")),
+               "the model's context is 64");
+  expect_error(run(fmt::format("generate --checkpoint {} --prompt hi", dir_->file("missing-run"))),
+               "checkpoint directory does not exist");
+}
+
+}  // namespace
+}  // namespace sc
