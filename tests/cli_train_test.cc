@@ -123,6 +123,25 @@ TEST_F(TrainCli, ResumedRunIsBitIdenticalToUninterrupted) {
   EXPECT_EQ(lines, 20);
 }
 
+TEST_F(TrainCli, TimeLimitStopsWithACheckpointAndGradAccumMatchesABiggerBatch) {
+  // A limit of 0.001 minutes ends the run after its first step, checkpointed.
+  std::string output = train("timed", "--steps 50 --time-limit 0.001");
+  EXPECT_NE(output.find("time limit of 0.001 min reached at step 1"), std::string::npos) << output;
+  EXPECT_EQ(testing::read_text(dir_->file("timed/checkpoints/latest")), "step_00000001\n");
+
+  // Two micro-batches of 2 give the same step as one batch of 4 (same windows).
+  train("big_batch", "--steps 3 --batch-size 4 --grad-accum 1");
+  train("accumulated", "--steps 3 --batch-size 2 --grad-accum 2");
+  std::ifstream a(dir_->file("big_batch/metrics.jsonl")), b(dir_->file("accumulated/metrics.jsonl"));
+  std::string la, lb;
+  for (int step = 1; step <= 3; ++step) {
+    ASSERT_TRUE(std::getline(a, la) && std::getline(b, lb));
+    auto ja = nlohmann::json::parse(la), jb = nlohmann::json::parse(lb);
+    EXPECT_NEAR(ja["loss"].get<double>(), jb["loss"].get<double>(), 1e-5) << "step " << step;
+    EXPECT_NEAR(ja["grad_norm"].get<double>(), jb["grad_norm"].get<double>(), 1e-4 * ja["grad_norm"].get<double>());
+  }
+}
+
 TEST_F(TrainCli, ResumeSkipsACorruptedNewestCheckpoint) {
   train("corrupt", "--steps 10");
   std::fstream f(dir_->file("corrupt/checkpoints/step_00000010/model.safetensors"),

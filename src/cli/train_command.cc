@@ -20,6 +20,7 @@ CLI::App* add_train_command(CLI::App& root, CommandRunner* runner) {
     std::string key = flag.substr(2);
     for (char& ch : key) ch = ch == '-' ? '_' : ch;
     if (key == "data" || key == "out") key += "_dir";
+    if (key == "time_limit") key += "_min";
     options->emplace_back(key, sub->add_option(flag, *field, help));
   };
   TrainOptions& v = *values;
