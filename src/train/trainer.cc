@@ -125,7 +125,7 @@ Status Trainer::setup() {
 
   const ParameterCounts counts = count_parameters(config_);
   flops_per_token_ = model_flops_per_token(config_, o_.seq_len);
-  peak_gflops_ = measure_matmul_peak_gflops(*pool_);
+  peak_gflops_ = matmul_peak_gflops(*pool_);
   log_info("model {}: {} parameters, {} layers, hidden {}, vocab {}; {:.1f} MFLOP per token (6N + attention)",
            o_.config, format_count(static_cast<double>(counts.total)), config_.num_hidden_layers,
            config_.hidden_size, config_.vocab_size, static_cast<double>(flops_per_token_) / 1e6);
@@ -136,7 +136,7 @@ Status Trainer::setup() {
            format_count(static_cast<double>(train_data_->total_tokens())),
            val_data_ ? fmt::format(", {} val tokens", format_count(static_cast<double>(val_data_->total_tokens()))) : "",
            o_.batch_size, o_.seq_len, o_.grad_accum, o_.batch_size * o_.seq_len * o_.grad_accum);
-  log_info("{} threads; {}; MFU is against the measured fp32 sgemm peak of {:.0f} GFLOP/s", threads,
+  log_info("{} threads; {}; MFU is against the best measured fp32 sgemm peak of this CPU, {:.0f} GFLOP/s", threads,
            blas_description(), peak_gflops_);
   return ensure_writable_directory(o_.out_dir);
 }
