@@ -124,10 +124,15 @@ TEST_F(TrainCli, ResumedRunIsBitIdenticalToUninterrupted) {
 }
 
 TEST_F(TrainCli, TimeLimitStopsWithACheckpointAndGradAccumMatchesABiggerBatch) {
-  // A limit of 0.001 minutes ends the run after its first step, checkpointed.
-  std::string output = train("timed", "--steps 50 --time-limit 0.001");
-  EXPECT_NE(output.find("time limit of 0.001 min reached at step 1"), std::string::npos) << output;
-  EXPECT_EQ(testing::read_text(dir_->file("timed/checkpoints/latest")), "step_00000001\n");
+  // A limit of 0.001 minutes (60 ms) ends the run early, with a checkpoint of the step it reached.
+  std::string output = train("timed", "--steps 100000 --time-limit 0.001");
+  const std::string marker = "time limit of 0.001 min reached at step ";
+  const size_t at = output.find(marker);
+  ASSERT_NE(at, std::string::npos) << output;
+  const int64_t stopped = std::stoll(output.substr(at + marker.size()));
+  EXPECT_GT(stopped, 0);
+  EXPECT_LT(stopped, 100000);
+  EXPECT_EQ(testing::read_text(dir_->file("timed/checkpoints/latest")), fmt::format("step_{:08d}\n", stopped));
 
   // Two micro-batches of 2 give the same step as one batch of 4 (same windows).
   train("big_batch", "--steps 3 --batch-size 4 --grad-accum 1");
