@@ -42,6 +42,10 @@ constexpr std::string_view kKnownKeys[] = {
     "num_experts_per_tok",
     "moe_layer_frequency",
     "router_renormalize",
+    "router_aux_loss_coef",
+    "router_z_loss_coef",
+    "capacity_factor",
+    "num_local_experts",
     "training",
 };
 
@@ -202,12 +206,20 @@ Status parse_shape(const FieldReader& r, const std::string& source, ModelConfig*
   return Status::ok_status();
 }
 
-Status parse_moe(const FieldReader& r, ModelConfig* c) {
+Status parse_moe(const FieldReader& r, ModelConfig* c, const nlohmann::json& json, const std::string& source) {
+  // Mixtral's config.json calls it num_local_experts.
+  if (json.contains("num_local_experts") && json.contains("num_experts")) {
+    return Status::invalid("{}: give 'num_experts' or its alias 'num_local_experts', not both", source);
+  }
   SC_RETURN_IF_ERROR(r.integer("num_experts", &c->num_experts));
+  SC_RETURN_IF_ERROR(r.integer("num_local_experts", &c->num_experts));
   c->num_experts_per_tok = c->is_moe() ? std::min<int64_t>(2, c->num_experts) : 0;  // Mixtral's default top-2
   SC_RETURN_IF_ERROR(r.integer("num_experts_per_tok", &c->num_experts_per_tok));
   SC_RETURN_IF_ERROR(r.integer("moe_layer_frequency", &c->moe_layer_frequency));
   SC_RETURN_IF_ERROR(r.boolean("router_renormalize", &c->router_renormalize));
+  SC_RETURN_IF_ERROR(r.number("router_aux_loss_coef", &c->router_aux_loss_coef));
+  SC_RETURN_IF_ERROR(r.number("router_z_loss_coef", &c->router_z_loss_coef));
+  SC_RETURN_IF_ERROR(r.number("capacity_factor", &c->capacity_factor));
   return Status::ok_status();
 }
 
@@ -231,7 +243,7 @@ Result<ModelConfig> parse_config(const nlohmann::json& json, const std::string& 
   SC_RETURN_IF_ERROR(r.boolean("sandwich_norm", &c.sandwich_norm));
   SC_RETURN_IF_ERROR(r.number("embedding_multiplier_scale", &c.embedding_multiplier_scale));
   SC_RETURN_IF_ERROR(r.number("output_multiplier_scale", &c.output_multiplier_scale));
-  SC_RETURN_IF_ERROR(parse_moe(r, &c));
+  SC_RETURN_IF_ERROR(parse_moe(r, &c, json, source));
 
   if (json.contains("training")) c.training = json.at("training");
   SC_RETURN_IF_ERROR(c.validate().with_context(source));
@@ -324,6 +336,9 @@ nlohmann::json ModelConfig::to_json() const {
       {"num_experts_per_tok", num_experts_per_tok},
       {"moe_layer_frequency", moe_layer_frequency},
       {"router_renormalize", router_renormalize},
+      {"router_aux_loss_coef", router_aux_loss_coef},
+      {"router_z_loss_coef", router_z_loss_coef},
+      {"capacity_factor", capacity_factor},
   };
   // Off is written as null, as Gemma-2's config.json does: a Hugging Face
   // reader would divide by a 0.
@@ -372,6 +387,10 @@ Status ModelConfig::validate() const {
     return Status::invalid("'num_experts_per_tok' must be at least 1 when 'num_experts' ({}) > 1", num_experts);
   }
   SC_RETURN_IF_ERROR(require_positive("moe_layer_frequency", moe_layer_frequency));
+  if (router_aux_loss_coef < 0 || router_z_loss_coef < 0) {
+    return Status::invalid("'router_aux_loss_coef' and 'router_z_loss_coef' must not be negative");
+  }
+  if (capacity_factor < 0) return Status::invalid("'capacity_factor' must not be negative (got {}); 0 is dropless", capacity_factor);
 
   if (!training.is_null() && !training.is_object()) {
     return Status::invalid("'training' must be an object (got {})", describe(training));

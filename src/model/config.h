@@ -52,6 +52,11 @@ struct ModelConfig {
   // Whether the top-k router weights are renormalized to sum to 1 (Mixtral)
   // or left as the softmax over all experts (Grok-1).
   bool router_renormalize = false;
+  // Auxiliary router losses (docs/model.md): load balance (Switch/Mixtral) and z-loss (ST-MoE).
+  double router_aux_loss_coef = 0.01;
+  double router_z_loss_coef = 0.001;
+  // 0: dropless dispatch; c > 0: each expert keeps at most ceil(c·N·k/E) assignments.
+  double capacity_factor = 0.0;
   // Optional defaults for `supercluster train` flags, kept raw for the
   // trainer to read; null when absent.
   nlohmann::json training;

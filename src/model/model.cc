@@ -22,7 +22,6 @@ Result<ModelWeights> bind_weights(const ModelConfig& config, const std::vector<T
     *out = it->second;
     return Status();
   };
-  if (config.is_moe()) return Status::invalid("Mixture-of-Experts layers are not implemented yet (num_experts {})", config.num_experts);
   ModelWeights w;
   SC_RETURN_IF_ERROR(get("model.embed_tokens.weight", &w.embedding));
   SC_RETURN_IF_ERROR(get("model.norm.weight", &w.final_norm));
@@ -46,9 +45,24 @@ Result<ModelWeights> bind_weights(const ModelConfig& config, const std::vector<T
     } else {
       SC_RETURN_IF_ERROR(get(p + "post_attention_layernorm.weight", &lw.ffn_norm));
     }
-    SC_RETURN_IF_ERROR(get(p + "mlp.gate_proj.weight", &lw.w_gate));
-    SC_RETURN_IF_ERROR(get(p + "mlp.up_proj.weight", &lw.w_up));
-    SC_RETURN_IF_ERROR(get(p + "mlp.down_proj.weight", &lw.w_down));
+    if (config.is_moe_layer(l)) {
+      lw.is_moe = true;
+      SC_RETURN_IF_ERROR(get(p + "block_sparse_moe.gate.weight", &lw.moe.router));
+      for (int64_t e = 0; e < config.num_experts; ++e) {
+        const std::string expert = fmt::format("{}block_sparse_moe.experts.{}.", p, e);
+        float *w1, *w2, *w3;
+        SC_RETURN_IF_ERROR(get(expert + "w1.weight", &w1));
+        SC_RETURN_IF_ERROR(get(expert + "w2.weight", &w2));
+        SC_RETURN_IF_ERROR(get(expert + "w3.weight", &w3));
+        lw.moe.w1.push_back(w1);
+        lw.moe.w2.push_back(w2);
+        lw.moe.w3.push_back(w3);
+      }
+    } else {
+      SC_RETURN_IF_ERROR(get(p + "mlp.gate_proj.weight", &lw.w_gate));
+      SC_RETURN_IF_ERROR(get(p + "mlp.up_proj.weight", &lw.w_up));
+      SC_RETURN_IF_ERROR(get(p + "mlp.down_proj.weight", &lw.w_down));
+    }
     w.layers.push_back(lw);
   }
   return w;
@@ -86,17 +100,38 @@ Status Model::allocate() {
   const size_t L = c.num_hidden_layers, D = c.head_dim;
   // Plan every buffer first, then allocate one arena of exactly that size.
   std::vector<std::pair<float**, size_t>> plan;
+  std::vector<std::pair<int32_t**, size_t>> int_plan;
+  const size_t E = static_cast<size_t>(std::max<int64_t>(c.num_experts, 1));
+  const size_t K = static_cast<size_t>(std::max<int64_t>(c.num_experts_per_tok, 1));
+  moe_shape_ = {N, H, F, E, K, c.router_renormalize, c.capacity_factor, act_};
   acts_.resize(L);
-  for (auto& a : acts_) {
+  for (size_t l = 0; l < L; ++l) {
+    LayerActivations& a = acts_[l];
     plan.insert(plan.end(), {{&a.x_in, N * H}, {&a.attn_normed, N * H}, {&a.attn_rstd, N}, {&a.q, N * QD},
                              {&a.k, N * KD}, {&a.v, N * KD}, {&a.attn_out, N * QD}, {&a.lse, N * c.num_attention_heads},
-                             {&a.h_mid, N * H}, {&a.ffn_normed, N * H}, {&a.ffn_rstd, N}, {&a.gate, N * F},
-                             {&a.up, N * F}, {&a.act, N * F}});
-    if (c.sandwich_norm) {
-      plan.insert(plan.end(), {{&a.o, N * H}, {&a.o_rstd, N}, {&a.y, N * H}, {&a.y_rstd, N}});
+                             {&a.h_mid, N * H}, {&a.ffn_normed, N * H}, {&a.ffn_rstd, N}});
+    a.o = a.o_rstd = a.y = a.y_rstd = nullptr;
+    if (c.sandwich_norm) plan.insert(plan.end(), {{&a.o, N * H}, {&a.o_rstd, N}, {&a.y_rstd, N}});
+    if (c.sandwich_norm || c.is_moe_layer(static_cast<int64_t>(l))) plan.push_back({&a.y, N * H});
+    if (c.is_moe_layer(static_cast<int64_t>(l))) {
+      MoeActivations& m = a.moe;
+      plan.insert(plan.end(), {{&m.router_logits, N * E}, {&m.probs, N * E}, {&m.logsumexp, N}, {&m.weights, N * K},
+                               {&m.x_sorted, N * K * H}, {&m.gate, N * K * F}, {&m.up, N * K * F},
+                               {&m.act, N * K * F}, {&m.y_sorted, N * K * H}});
+      int_plan.insert(int_plan.end(), {{&m.experts, N * K}, {&m.rows, N * K}, {&m.row_tokens, N * K}, {&m.offsets, E + 1}});
+      a.gate = a.up = a.act = nullptr;
+      ++num_moe_layers_;
     } else {
-      a.o = a.o_rstd = a.y = a.y_rstd = nullptr;
+      a.moe = {};
+      plan.insert(plan.end(), {{&a.gate, N * F}, {&a.up, N * F}, {&a.act, N * F}});
     }
+  }
+  moe_stats_.resize(num_moe_layers_);
+  if (num_moe_layers_ > 0) {
+    plan.insert(plan.end(), {{&moe_scratch_.d_y_sorted, N * K * H}, {&moe_scratch_.d_x_sorted, N * K * H},
+                             {&moe_scratch_.d_act, N * K * F}, {&moe_scratch_.d_gate, N * K * F},
+                             {&moe_scratch_.d_up, N * K * F}, {&moe_scratch_.d_weights, N * K},
+                             {&moe_scratch_.d_logits, N * E}});
   }
   const size_t threads = pool_.num_threads();
   plan.insert(plan.end(), {{&x_final_, N * H}, {&final_normed_, N * H}, {&final_rstd_, N}, {&logits_, N * V},
@@ -108,9 +143,14 @@ Status Model::allocate() {
                            {&d_up_, N * F}, {&d_act_, N * F}});
   size_t bytes = 0;
   for (const auto& [ptr, floats] : plan) bytes += (floats * sizeof(float) + 63) / 64 * 64;
+  for (const auto& [ptr, ints] : int_plan) bytes += (ints * sizeof(int32_t) + 63) / 64 * 64;
   SC_ASSIGN_OR_RETURN(activations_, Arena::create(bytes, "activations"));
   for (const auto& [ptr, floats] : plan) {
     SC_ASSIGN_OR_RETURN(float* buffer, activations_.allocate<float>(floats));
+    *ptr = buffer;
+  }
+  for (const auto& [ptr, ints] : int_plan) {
+    SC_ASSIGN_OR_RETURN(int32_t* buffer, activations_.allocate<int32_t>(ints));
     *ptr = buffer;
   }
   rope_tables_fill(rope_cos_, rope_sin_, T_, D, c.rope_theta);
@@ -130,7 +170,8 @@ void Model::init_weights(uint64_t seed) {
       for (size_t i = 0; i < n; ++i) p[i] = 1.0f;
       continue;
     }
-    const bool residual_output = spec.name.ends_with("o_proj.weight") || spec.name.ends_with("down_proj.weight");
+    const bool residual_output = spec.name.ends_with("o_proj.weight") || spec.name.ends_with("down_proj.weight") ||
+                                 spec.name.ends_with(".w2.weight");  // an expert's down projection
     const double s = residual_output ? residual_std : std_dev;
     const CounterRng rng(seed, t);
     pool_.parallel_for(n, [&](size_t lo, size_t hi, size_t) {
@@ -152,6 +193,7 @@ Result<CrossEntropySums> Model::forward(const uint32_t* tokens, const uint32_t* 
 
   SC_RETURN_IF_ERROR(embedding_forward(pool_, acts_[0].x_in, tokens, w_.embedding, N, V, H,
                                        static_cast<float>(c.embedding_multiplier_scale)));
+  size_t moe_index = 0;
   for (size_t l = 0; l < acts_.size(); ++l) {
     LayerActivations& a = acts_[l];
     const LayerWeights& w = w_.layers[l];
@@ -174,13 +216,19 @@ Result<CrossEntropySums> Model::forward(const uint32_t* tokens, const uint32_t* 
     // Feed-forward block.
     float* x_out = (l + 1 < acts_.size()) ? acts_[l + 1].x_in : x_final_;
     rmsnorm_forward(pool_, a.ffn_normed, a.ffn_rstd, a.h_mid, w.ffn_norm, N, H, eps);
-    matmul_forward(pool_, a.gate, a.ffn_normed, w.w_gate, N, F, H, false);
-    matmul_forward(pool_, a.up, a.ffn_normed, w.w_up, N, F, H, false);
-    gated_activation_forward(pool_, a.act, a.gate, a.up, N * F, act_);
+    if (w.is_moe) {
+      moe_forward(pool_, moe_shape_, w.moe, a.ffn_normed, a.y, a.moe, &moe_stats_[moe_index++]);
+    } else {
+      matmul_forward(pool_, a.gate, a.ffn_normed, w.w_gate, N, F, H, false);
+      matmul_forward(pool_, a.up, a.ffn_normed, w.w_up, N, F, H, false);
+      gated_activation_forward(pool_, a.act, a.gate, a.up, N * F, act_);
+    }
     if (c.sandwich_norm) {
-      matmul_forward(pool_, a.y, a.act, w.w_down, N, H, F, false);
+      if (!w.is_moe) matmul_forward(pool_, a.y, a.act, w.w_down, N, H, F, false);
       rmsnorm_forward(pool_, x_out, a.y_rstd, a.y, w.ffn_out_norm, N, H, eps);
       add_inplace(pool_, x_out, a.h_mid, N * H);
+    } else if (w.is_moe) {
+      add(pool_, x_out, a.h_mid, a.y, N * H);
     } else {
       copy(pool_, x_out, a.h_mid, N * H);
       matmul_forward(pool_, x_out, a.act, w.w_down, N, H, F, true);
@@ -188,8 +236,27 @@ Result<CrossEntropySums> Model::forward(const uint32_t* tokens, const uint32_t* 
   }
   rmsnorm_forward(pool_, final_normed_, final_rstd_, x_final_, w_.final_norm, N, H, eps);
   matmul_forward(pool_, logits_, final_normed_, w_.output, N, V, H, false);
-  return cross_entropy_forward(pool_, logits_, targets, N, V, static_cast<float>(c.output_multiplier_scale),
-                               row_loss_, row_lse_);
+  SC_ASSIGN_OR_RETURN(CrossEntropySums sums,
+                      cross_entropy_forward(pool_, logits_, targets, N, V, static_cast<float>(c.output_multiplier_scale),
+                                            row_loss_, row_lse_));
+  last_count_ = sums.count;
+  return sums;
+}
+
+double Model::aux_loss() const {
+  double sum = 0;
+  for (const MoeStats& s : moe_stats_) sum += s.aux_loss;
+  return moe_stats_.empty() ? 0.0 : sum / static_cast<double>(moe_stats_.size());
+}
+
+double Model::z_loss() const {
+  double sum = 0;
+  for (const MoeStats& s : moe_stats_) sum += s.z_loss;
+  return moe_stats_.empty() ? 0.0 : sum / static_cast<double>(moe_stats_.size());
+}
+
+double Model::auxiliary_loss_term() const {
+  return config_.router_aux_loss_coef * aux_loss() + config_.router_z_loss_coef * z_loss();
 }
 
 void Model::backward(float dloss) {
@@ -206,6 +273,12 @@ void Model::backward(float dloss) {
   rmsnorm_backward(pool_, d_residual_, g_.final_norm, d_normed_, x_final_, w_.final_norm, final_rstd_, N, H,
                    norm_scratch_);
 
+  // The auxiliary losses enter with the weight this micro-batch's mean has in
+  // the total: dloss = weight / count.
+  const double batch_weight = static_cast<double>(dloss) * static_cast<double>(last_count_);
+  const float aux_scale = num_moe_layers_ ? static_cast<float>(batch_weight * c.router_aux_loss_coef / num_moe_layers_) : 0.0f;
+  const float z_scale = num_moe_layers_ ? static_cast<float>(batch_weight * c.router_z_loss_coef / num_moe_layers_) : 0.0f;
+  size_t moe_index = num_moe_layers_;
   // d_residual_ holds dL/d(residual stream) at the output of the layer being undone.
   for (size_t l = acts_.size(); l-- > 0;) {
     const LayerActivations& a = acts_[l];
@@ -219,14 +292,20 @@ void Model::backward(float dloss) {
                        norm_scratch_);
       d_y = d_branch_;
     }
-    fill(pool_, d_act_, 0.0f, N * F);
-    matmul_backward(pool_, d_act_, g.w_down, d_y, a.act, w.w_down, N, H, F);
-    fill(pool_, d_gate_, 0.0f, N * F);
-    fill(pool_, d_up_, 0.0f, N * F);
-    gated_activation_backward(pool_, d_gate_, d_up_, d_act_, a.gate, a.up, N * F, act_);
     fill(pool_, d_normed_, 0.0f, N * H);
-    matmul_backward(pool_, d_normed_, g.w_gate, d_gate_, a.ffn_normed, w.w_gate, N, F, H);
-    matmul_backward(pool_, d_normed_, g.w_up, d_up_, a.ffn_normed, w.w_up, N, F, H);
+    if (w.is_moe) {
+      --moe_index;
+      moe_backward(pool_, moe_shape_, w.moe, g.moe, a.ffn_normed, d_y, d_normed_, a.moe, moe_stats_[moe_index],
+                   moe_scratch_, aux_scale, z_scale);
+    } else {
+      fill(pool_, d_act_, 0.0f, N * F);
+      matmul_backward(pool_, d_act_, g.w_down, d_y, a.act, w.w_down, N, H, F);
+      fill(pool_, d_gate_, 0.0f, N * F);
+      fill(pool_, d_up_, 0.0f, N * F);
+      gated_activation_backward(pool_, d_gate_, d_up_, d_act_, a.gate, a.up, N * F, act_);
+      matmul_backward(pool_, d_normed_, g.w_gate, d_gate_, a.ffn_normed, w.w_gate, N, F, H);
+      matmul_backward(pool_, d_normed_, g.w_up, d_up_, a.ffn_normed, w.w_up, N, F, H);
+    }
     rmsnorm_backward(pool_, d_residual_, g.ffn_norm, d_normed_, a.h_mid, w.ffn_norm, a.ffn_rstd, N, H, norm_scratch_);
 
     // Attention block: h_mid = x_in + [norm](attn_out · Woᵀ).

@@ -15,6 +15,7 @@
 #include "kernels/cross_entropy.h"
 #include "model/config.h"
 #include "model/counts.h"
+#include "model/moe.h"
 
 namespace sc {
 
@@ -32,6 +33,8 @@ struct LayerWeights {
   float* w_up = nullptr;
   float* w_down = nullptr;
   float* ffn_out_norm = nullptr;  // sandwich only
+  bool is_moe = false;            // then `moe` replaces w_gate, w_up, w_down
+  MoeWeights moe;
 };
 
 struct ModelWeights {
@@ -72,10 +75,19 @@ class Model {
   // Raw logits [batch·seq_len, V] of the last forward (before the output multiplier).
   const float* logits() const { return logits_; }
 
+  // Mixture-of-Experts figures of the last forward: router statistics per MoE
+  // layer, and the auxiliary losses averaged over MoE layers (0 when dense).
+  const std::vector<MoeStats>& moe_stats() const { return moe_stats_; }
+  double aux_loss() const;
+  double z_loss() const;
+  // The auxiliary terms as they enter the loss: aux_coef · aux + z_coef · z.
+  double auxiliary_loss_term() const;
+
  private:
   struct LayerActivations {
     float *x_in, *attn_normed, *attn_rstd, *q, *k, *v, *attn_out, *lse, *o, *o_rstd, *h_mid;
     float *ffn_normed, *ffn_rstd, *gate, *up, *act, *y, *y_rstd;
+    MoeActivations moe;  // MoE layers only
   };
   Model(const ModelConfig& config, int64_t B, int64_t T, ThreadPool& pool) : config_(config), B_(B), T_(T), pool_(pool) {}
   Status allocate();
@@ -101,6 +113,11 @@ class Model {
   float *rope_cos_, *rope_sin_, *attn_scratch_, *norm_scratch_;
   // Backward scratch, reused by every layer.
   float *d_residual_, *d_normed_, *d_branch_, *d_q_, *d_k_, *d_v_, *d_attn_out_, *d_gate_, *d_up_, *d_act_;
+  MoeShape moe_shape_;
+  MoeBackwardScratch moe_scratch_{};
+  std::vector<MoeStats> moe_stats_;  // one per MoE layer
+  size_t num_moe_layers_ = 0;
+  size_t last_count_ = 0;  // counted targets of the last forward
 };
 
 }  // namespace sc

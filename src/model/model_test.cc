@@ -8,7 +8,7 @@
 namespace sc {
 namespace {
 
-ModelConfig tiny_config(bool grok_options) {
+ModelConfig tiny_config(bool grok_options, bool moe = false) {
   nlohmann::json j = {{"vocab_size", 37}, {"hidden_size", 16}, {"num_hidden_layers", 2},
                       {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"head_dim", 6},
                       {"intermediate_size", 24}, {"max_position_embeddings", 16}, {"rope_theta", 10000.0}};
@@ -18,6 +18,12 @@ ModelConfig tiny_config(bool grok_options) {
               {"output_multiplier_scale", 0.5773502691896257}, {"attn_output_multiplier", 0.3}});
   } else {
     j.update({{"hidden_act", "silu"}, {"tie_word_embeddings", false}});
+  }
+  if (moe) {
+    j.update({{"num_experts", 4}, {"num_experts_per_tok", 2}, {"router_aux_loss_coef", 0.1},
+              {"router_z_loss_coef", 0.01}});
+    // Llama options: Mixtral's renormalized top-k, and a dense layer between MoE ones.
+    if (!grok_options) j.update({{"router_renormalize", true}, {"moe_layer_frequency", 2}});
   }
   auto config = ModelConfig::from_json(j, "tiny");
   EXPECT_TRUE(config.ok()) << config.status().message();
@@ -57,9 +63,9 @@ TEST(Model, UntrainedLossIsNearLogVocab) {
 // The whole model's gradient against central finite differences of its loss,
 // for a few entries of every tensor. fp32 throughout, so the tolerance is
 // loose-ish, but a wrong sign or a missing term is far outside it.
-void check_gradients(bool grok_options) {
+void check_gradients(bool grok_options, bool moe = false) {
   ThreadPool pool(2);
-  ModelConfig config = tiny_config(grok_options);
+  ModelConfig config = tiny_config(grok_options, moe);
   const int64_t B = 2, T = 5;
   auto created = Model::create(config, B, T, pool);
   ASSERT_TRUE(created.ok()) << created.status().message();
@@ -75,7 +81,7 @@ void check_gradients(bool grok_options) {
   Batch b = make_batch(B * T, static_cast<uint32_t>(config.vocab_size), 1);
   auto loss_at = [&]() {
     auto s = model.forward(b.tokens.data(), b.targets.data());
-    return s->loss_sum / static_cast<double>(s->count);
+    return s->loss_sum / static_cast<double>(s->count) + model.auxiliary_loss_term();
   };
   model.zero_grads();
   auto sums = model.forward(b.tokens.data(), b.targets.data());
@@ -83,7 +89,8 @@ void check_gradients(bool grok_options) {
   model.backward(1.0f / static_cast<float>(sums->count));
   std::vector<float> analytic(model.grads(), model.grads() + model.num_floats());
 
-  const float eps = 1e-2f;
+  // Top-k routing is piecewise: a step must not flip a token's experts, so MoE uses a smaller one.
+  const float eps = moe ? 2e-3f : 1e-2f;
   double worst = 0;
   std::string worst_name;
   for (const auto& t : model.layout()) {
@@ -102,12 +109,14 @@ void check_gradients(bool grok_options) {
       EXPECT_NEAR(analytic[i], numeric, 2e-3 + 2e-2 * std::abs(numeric)) << t.name << " entry " << i - t.offset;
     }
   }
-  std::printf("%s: worst |analytic - numeric| / max(1, |numeric|) = %.2e (%s)\n",
-              grok_options ? "grok options" : "llama options", worst, worst_name.c_str());
+  std::printf("%s%s: worst |analytic - numeric| / max(1, |numeric|) = %.2e (%s)\n",
+              grok_options ? "grok options" : "llama options", moe ? " + MoE" : "", worst, worst_name.c_str());
 }
 
 TEST(Model, GradientsMatchFiniteDifferencesGrokOptions) { check_gradients(true); }
 TEST(Model, GradientsMatchFiniteDifferencesLlamaOptions) { check_gradients(false); }
+TEST(Model, GradientsMatchFiniteDifferencesGrokMoe) { check_gradients(true, true); }
+TEST(Model, GradientsMatchFiniteDifferencesMixtralMoe) { check_gradients(false, true); }
 
 TEST(Model, ResultsDoNotDependOnThreadCount) {
   ModelConfig config = tiny_config(true);
