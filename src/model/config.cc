@@ -387,6 +387,14 @@ Status ModelConfig::validate() const {
     return Status::invalid("'num_experts_per_tok' must be at least 1 when 'num_experts' ({}) > 1", num_experts);
   }
   SC_RETURN_IF_ERROR(require_positive("moe_layer_frequency", moe_layer_frequency));
+  if (moe_layer_frequency != 1 && !is_moe()) {
+    return Status::invalid("'moe_layer_frequency' ({}) sets an MoE layer pattern, but 'num_experts' ({}) makes every "
+                           "layer dense", moe_layer_frequency, num_experts);
+  }
+  if (is_moe() && moe_layer_frequency > num_hidden_layers && num_hidden_layers > 1) {
+    return Status::invalid("'moe_layer_frequency' ({}) exceeds 'num_hidden_layers' ({}): only layer 0 would be MoE",
+                           moe_layer_frequency, num_hidden_layers);
+  }
   if (router_aux_loss_coef < 0 || router_z_loss_coef < 0) {
     return Status::invalid("'router_aux_loss_coef' and 'router_z_loss_coef' must not be negative");
   }

@@ -390,3 +390,61 @@ TEST(ModelConfig, UnknownPresetListsPresets) {
 
 }  // namespace
 }  // namespace sc
+
+namespace sc {
+namespace {
+
+nlohmann::json small_moe_json() {
+  return {{"vocab_size", 64}, {"hidden_size", 16}, {"num_hidden_layers", 4}, {"num_attention_heads", 2},
+          {"intermediate_size", 32}, {"max_position_embeddings", 32}, {"num_experts", 4}};
+}
+
+void expect_config_error(const nlohmann::json& j, const std::string& expected) {
+  auto config = ModelConfig::from_json(j, "moe.json");
+  ASSERT_FALSE(config.ok()) << j.dump();
+  EXPECT_NE(config.status().message().find(expected), std::string::npos) << config.status().message();
+  EXPECT_NE(config.status().message().find("moe.json"), std::string::npos) << config.status().message();
+}
+
+TEST(ModelConfigMoe, BadExpertSettingsAreClearErrors) {
+  nlohmann::json j = small_moe_json();
+  j["num_experts_per_tok"] = 5;
+  expect_config_error(j, "'num_experts_per_tok' (5) must not exceed 'num_experts' (4)");
+  j = small_moe_json();
+  j["num_experts"] = 0;
+  j["num_experts_per_tok"] = 2;
+  expect_config_error(j, "'num_experts_per_tok' (2) must not exceed 'num_experts' (0)");
+  j = small_moe_json();
+  j["num_experts"] = 0;
+  j["moe_layer_frequency"] = 2;
+  expect_config_error(j, "'moe_layer_frequency' (2) sets an MoE layer pattern");
+  j = small_moe_json();
+  j["moe_layer_frequency"] = 9;
+  expect_config_error(j, "exceeds 'num_hidden_layers' (4)");
+  j = small_moe_json();
+  j["capacity_factor"] = -1;
+  expect_config_error(j, "'capacity_factor' must not be negative");
+  j = small_moe_json();
+  j["num_local_experts"] = 4;
+  expect_config_error(j, "not both");
+}
+
+TEST(ModelConfigMoe, MixtralSpellingAndLossCoefficients) {
+  nlohmann::json j = small_moe_json();
+  j.erase("num_experts");
+  j.update({{"num_local_experts", 8}, {"router_aux_loss_coef", 0.02}, {"router_z_loss_coef", 0.0},
+            {"capacity_factor", 1.25}, {"moe_layer_frequency", 2}});
+  auto config = ModelConfig::from_json(j, "mixtral.json");
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  EXPECT_EQ(config->num_experts, 8);
+  EXPECT_DOUBLE_EQ(config->router_aux_loss_coef, 0.02);
+  EXPECT_DOUBLE_EQ(config->capacity_factor, 1.25);
+  EXPECT_TRUE(config->is_moe_layer(0));
+  EXPECT_FALSE(config->is_moe_layer(1));
+  auto again = ModelConfig::from_json(config->to_json(), "round trip");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, *config);
+}
+
+}  // namespace
+}  // namespace sc

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 
 #include "core/arena.h"
 #include "core/file_util.h"
@@ -80,6 +81,9 @@ class Trainer {
   int64_t flops_per_token_ = 0;
   std::vector<LossPoint> train_history_, val_history_;
   std::string last_checkpoint_;
+  // Router health: steps in a row each (MoE layer, expert) got no tokens.
+  std::vector<std::vector<int64_t>> idle_steps_;
+  static constexpr int64_t kRouterCollapseSteps = 50;
   double elapsed_before_s_ = 0;  // training time of earlier (resumed) segments
 };
 
@@ -120,14 +124,20 @@ Status Trainer::setup() {
   }
   adamw_ = std::make_unique<AdamW>(AdamWConfig{o_.beta1, o_.beta2, 1e-8, o_.weight_decay}, std::move(ranges), m, v, n);
   schedule_ = {o_.lr, o_.min_lr, o_.warmup_steps(), o_.steps};
+  idle_steps_.assign(model_->moe_stats().size(), std::vector<int64_t>(std::max<int64_t>(config_.num_experts, 0), 0));
   inputs_.resize(static_cast<size_t>(o_.batch_size * o_.seq_len));
   targets_.resize(inputs_.size());
 
   const ParameterCounts counts = count_parameters(config_);
   flops_per_token_ = model_flops_per_token(config_, o_.seq_len);
   peak_gflops_ = matmul_peak_gflops(*pool_);
-  log_info("model {}: {} parameters, {} layers, hidden {}, vocab {}; {:.1f} MFLOP per token (6N + attention)",
-           o_.config, format_count(static_cast<double>(counts.total)), config_.num_hidden_layers,
+  log_info("model {}: {} parameters{}, {} layers, hidden {}, vocab {}; {:.1f} MFLOP per token (6N + attention)",
+           o_.config, format_count(static_cast<double>(counts.total)),
+           config_.is_moe() ? fmt::format(" ({} active per token, {} experts top-{})",
+                                          format_count(static_cast<double>(counts.active)), config_.num_experts,
+                                          config_.num_experts_per_tok)
+                            : "",
+           config_.num_hidden_layers,
            config_.hidden_size, config_.vocab_size, static_cast<double>(flops_per_token_) / 1e6);
   log_info("memory: {:.1f} MB parameters+gradients, {:.1f} MB optimizer, {:.1f} MB activations",
            static_cast<double>(2 * n * 4) / 1e6, static_cast<double>(2 * n * 4) / 1e6,
@@ -253,11 +263,21 @@ Result<TrainSummary> Trainer::run() {
 
   while (step_ < last_step) {
     model_->zero_grads();
-    double loss_sum = 0;
+    double loss_sum = 0, aux_sum = 0, z_sum = 0;
+    const size_t moe_layers = model_->moe_stats().size();
+    std::vector<std::vector<int64_t>> expert_tokens(moe_layers, std::vector<int64_t>(config_.num_experts, 0));
+    int64_t dropped = 0;
     for (int64_t micro = 0; micro < o_.grad_accum; ++micro) {
       train_data_->next_batch(inputs_.data(), targets_.data());
       SC_ASSIGN_OR_RETURN(CrossEntropySums sums, model_->forward(inputs_.data(), targets_.data()));
       loss_sum += sums.loss_sum / static_cast<double>(sums.count);
+      aux_sum += model_->aux_loss();
+      z_sum += model_->z_loss();
+      for (size_t l = 0; l < moe_layers; ++l) {
+        const MoeStats& stats = model_->moe_stats()[l];
+        for (size_t e = 0; e < stats.routed.size(); ++e) expert_tokens[l][e] += stats.routed[e];
+        dropped += stats.dropped;
+      }
       model_->backward(static_cast<float>(1.0 / (static_cast<double>(sums.count) * o_.grad_accum)));
     }
     const double loss = loss_sum / static_cast<double>(o_.grad_accum);
@@ -284,6 +304,29 @@ Result<TrainSummary> Trainer::run() {
                               {"grad_norm", grad_norm}, {"tokens_per_s", tokens_per_s}, {"mfu", mfu},
                               {"tokens", tokens_seen_}, {"elapsed_s", elapsed_before_s_ + now}};
     train_history_.push_back({static_cast<double>(step_), loss});
+    std::string balance_text;
+    if (moe_layers > 0) {
+      // Balance: the busiest expert's load over the mean load, worst layer (1.0 is perfect).
+      double balance = 0;
+      for (size_t l = 0; l < moe_layers; ++l) {
+        const auto& counts = expert_tokens[l];
+        const double mean = static_cast<double>(std::accumulate(counts.begin(), counts.end(), int64_t{0})) / counts.size();
+        balance = std::max(balance, static_cast<double>(*std::max_element(counts.begin(), counts.end())) / mean);
+        for (size_t e = 0; e < counts.size(); ++e) {
+          int64_t& idle = idle_steps_[l][e];
+          idle = counts[e] == 0 ? idle + 1 : 0;
+          if (idle == kRouterCollapseSteps) {
+            log_warn("router collapse? expert {} of MoE layer {} has had no tokens for {} steps", e, l, idle);
+          }
+        }
+      }
+      metrics["aux_loss"] = aux_sum / static_cast<double>(o_.grad_accum);
+      metrics["z_loss"] = z_sum / static_cast<double>(o_.grad_accum);
+      metrics["expert_tokens"] = expert_tokens;
+      metrics["expert_balance"] = balance;
+      if (config_.capacity_factor > 0) metrics["dropped_assignments"] = dropped;
+      balance_text = fmt::format(" | balance {:.2f}", balance);
+    }
 
     const bool time_up = o_.time_limit_min > 0 && now >= o_.time_limit_min * 60.0;
     const bool final_step = step_ == last_step || time_up;
@@ -299,9 +342,9 @@ Result<TrainSummary> Trainer::run() {
 
     const double eta = (last_step - step_) * (now / static_cast<double>(step_ - first_step));
     const std::string line = fmt::format(
-        "step {:>{}}/{} | loss {:.4f} | val {} | lr {:.2e} | {} tok/s | MFU {:.1f}% | ETA {}", step_,
+        "step {:>{}}/{} | loss {:.4f} | val {} | lr {:.2e}{} | {} tok/s | MFU {:.1f}% | ETA {}", step_,
         std::to_string(o_.steps).size(), o_.steps, loss, last_val >= 0 ? fmt::format("{:.4f}", last_val) : "  -   ",
-        lr, format_count(tokens_per_s), 100.0 * mfu, format_duration(eta));
+        lr, balance_text, format_count(tokens_per_s), 100.0 * mfu, format_duration(eta));
     if (stderr_is_terminal()) {
       if (progress.due() || final_step || metrics.contains("val_loss")) progress.show(line);
     } else if (now - last_plain_line_s >= 10.0 || final_step || metrics.contains("val_loss")) {
