@@ -216,10 +216,12 @@ int main(int argc, char** argv) {
   std::uniform_int_distribution<uint32_t> dist(0, uint32_t(V - 1));
   for (size_t i = 0; i < N; ++i) tokens[i] = dist(gen), targets[i] = dist(gen);
 
-  const double peak = sc::measure_matmul_peak_gflops(pool);
-  const double copy_gbs = 2.0 * copy_floats * 4 / time_best(3, [&] { sc::copy(pool, copy_dst, copy_src, copy_floats); }) / 1e9;
-  fmt::print("  sgemm peak {:.1f} GFLOP/s (2048^3); copy {:.1f} GB/s (read+write of {:.0f} MB)\n\n", peak, copy_gbs,
-             copy_floats * 4 / 1e6);
+  // Peak and copy rate before and after the profiled steps, best of both.
+  double peak = sc::measure_matmul_peak_gflops(pool);
+  auto copy_rate = [&] {
+    return 2.0 * copy_floats * 4 / time_best(3, [&] { sc::copy(pool, copy_dst, copy_src, copy_floats); }) / 1e9;
+  };
+  double copy_gbs = copy_rate();
 
   Profile P;
   const double fl = 4.0;  // bytes per float
@@ -388,6 +390,10 @@ int main(int argc, char** argv) {
   }
 
   // ------------------------------------------------------------------ report
+  peak = std::max(peak, sc::measure_matmul_peak_gflops(pool));
+  copy_gbs = std::max(copy_gbs, copy_rate());
+  fmt::print("\n  sgemm peak {:.1f} GFLOP/s (2048^3); copy {:.1f} GB/s (read+write of {:.0f} MB)\n", peak, copy_gbs,
+             copy_floats * 4 / 1e6);
   double total = 0;
   std::vector<std::pair<std::string, Row>> named;
   for (const auto& [key, r] : P.rows()) {

@@ -6,12 +6,14 @@
 #   bench/run_train_bench.sh [--config gpt2-124m] [--batch-size 4] [--seq-len 256]
 #                            [--threads 2] [--steps 8] [--warmup 2] [--build-dir DIR]
 #                            [--torch-args "..."]    (extra flags for pytorch_peer.py)
+#                            [--wait-idle SECONDS]   (wait up to this long for other jobs to finish)
 #
 # Builds train_step_bench if needed (CMake + Ninja in build-bench/). PyTorch
 # (Debian's python3-torch, for /usr/bin/python3; scripts/setup.sh --torch)
 # gets its fair best: OPENBLAS_CORETYPE=SkylakeX on AVX-512 CPUs (the
 # environment here says Haswell, which halves sgemm), jemalloc preloaded when
-# installed (with the MALLOC_CONF PyTorch's CPU tuning guides recommend),
+# installed, configured to keep freed pages for the next step (measured best
+# of several allocator settings, see bench/README.md),
 # OMP_WAIT_POLICY=PASSIVE, OMP_NUM_THREADS / OPENBLAS_NUM_THREADS = --threads.
 # Figures only: nothing here asserts a time.
 set -euo pipefail
@@ -25,6 +27,7 @@ STEPS=8
 WARMUP=2
 BUILD="$ROOT/build-bench"
 TORCH_ARGS=""
+WAIT_IDLE=0
 PYTHON=/usr/bin/python3
 
 while [[ $# -gt 0 ]]; do
@@ -37,7 +40,8 @@ while [[ $# -gt 0 ]]; do
     --warmup) WARMUP="$2"; shift 2 ;;
     --build-dir) BUILD="$2"; shift 2 ;;
     --torch-args) TORCH_ARGS="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --wait-idle) WAIT_IDLE="$2"; shift 2 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "run_train_bench.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -52,8 +56,15 @@ if [[ ! -f "$BUILD/build.ninja" && ! -f "$BUILD/Makefile" ]]; then
   fi
 fi
 echo "== building train_step_bench"
-cmake --build "$BUILD" --target train_step_bench -- >/dev/null
 BENCH="$BUILD/bench/train_step_bench"
+if ! cmake --build "$BUILD" --target train_step_bench >"$BUILD/run_train_bench.build.log" 2>&1; then
+  if [[ -x "$BENCH" ]]; then
+    echo "   WARNING: the build failed (see $BUILD/run_train_bench.build.log); using the existing $BENCH"
+  else
+    cat "$BUILD/run_train_bench.build.log" >&2
+    exit 1
+  fi
+fi
 
 if ! "$PYTHON" -c "import torch" 2>/dev/null; then
   echo "run_train_bench.sh: $PYTHON has no torch; install it with scripts/setup.sh --torch" >&2
@@ -61,10 +72,24 @@ if ! "$PYTHON" -c "import torch" 2>/dev/null; then
 fi
 
 # ---------------------------------------------------------------- machine
-LOAD1=$(cut -d' ' -f1 /proc/loadavg)
-echo "== $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores; load average $LOAD1"
-if awk -v l="$LOAD1" 'BEGIN { exit !(l > 0.5) }'; then
-  echo "   WARNING: the machine is busy (load $LOAD1); both sides share it, figures will be low and noisy:"
+# Percent of all CPUs busy over one second (other users' builds and tests).
+cpu_busy() {
+  local a b c d e f g h t1 i1 t2 i2
+  read -r _ a b c d e f g h _ </proc/stat; t1=$((a + b + c + d + e + f + g + h)); i1=$((d + e))
+  sleep 1
+  read -r _ a b c d e f g h _ </proc/stat; t2=$((a + b + c + d + e + f + g + h)); i2=$((d + e))
+  echo $((100 * ((t2 - t1) - (i2 - i1)) / (t2 - t1 > 0 ? t2 - t1 : 1)))
+}
+BUSY=$(cpu_busy)
+WAITED=0
+while [[ $BUSY -gt 15 && $WAITED -lt $WAIT_IDLE ]]; do
+  sleep 4; WAITED=$((WAITED + 5)); BUSY=$(cpu_busy)
+done
+echo "== $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores;" \
+     "${BUSY}% busy before the run (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+if [[ $BUSY -gt 15 ]]; then
+  echo "   WARNING: other processes are using the CPUs; both sides share them, figures will be low and noisy"
+  echo "   (--wait-idle SECONDS waits for a quiet machine):"
   ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 > 20 { printf "     %5.1f%% %s\n", $1, $2 }' | head -5
 fi
 
@@ -90,7 +115,7 @@ for lib in /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 /usr/lib/aarch64-linux-gnu
 done
 if [[ -n "$JEMALLOC" ]]; then
   TORCH_ENV+=(LD_PRELOAD="$JEMALLOC${LD_PRELOAD:+:$LD_PRELOAD}"
-              MALLOC_CONF="oversize_threshold:1,background_thread:true,metadata_thp:auto,dirty_decay_ms:-1,muzzy_decay_ms:-1")
+              MALLOC_CONF="narenas:1,dirty_decay_ms:-1,muzzy_decay_ms:-1")
 fi
 echo "== PyTorch: ${TORCH_ENV[*]}"
 # shellcheck disable=SC2086

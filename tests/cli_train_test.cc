@@ -147,6 +147,66 @@ TEST_F(TrainCli, TimeLimitStopsWithACheckpointAndGradAccumMatchesABiggerBatch) {
   }
 }
 
+TEST_F(TrainCli, MixtureOfExpertsTrainsResumesAndUsesMixtralNames) {
+  nlohmann::json moe = nlohmann::json::parse(kTinyConfig);
+  moe.update({{"num_experts", 4}, {"num_experts_per_tok", 2}, {"intermediate_size", 32}});
+  testing::write_text(dir_->file("tiny_moe.json"), moe.dump());
+  auto run = [&](const std::string& out, const std::string& extra) {
+    auto r = testing::run_supercluster(fmt::format("train --config {} --data {} --out {} {}", dir_->file("tiny_moe.json"),
+                                                   dir_->file("data"), dir_->file(out), extra));
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return r.output;
+  };
+  std::string output = run("moe", "--steps 12");
+  EXPECT_NE(output.find("active per token, 4 experts top-2"), std::string::npos) << output;
+  EXPECT_NE(output.find("balance"), std::string::npos) << output;
+  std::ifstream metrics(dir_->file("moe/metrics.jsonl"));
+  std::string line;
+  std::getline(metrics, line);
+  auto first = nlohmann::json::parse(line);
+  ASSERT_TRUE(first.contains("expert_tokens")) << line;
+  ASSERT_EQ(first["expert_tokens"].size(), 2u);  // both layers are MoE
+  int64_t assignments = 0;
+  for (const auto& count : first["expert_tokens"][0]) assignments += count.get<int64_t>();
+  EXPECT_EQ(assignments, 4 * 32 * 2);  // B·T tokens, two experts each
+  EXPECT_NEAR(first["aux_loss"].get<double>(), 1.0, 0.5);
+  EXPECT_GE(first["expert_balance"].get<double>(), 1.0);
+  auto weights = SafetensorsFile::open(dir_->file("moe/checkpoints/step_00000012/model.safetensors"));
+  ASSERT_TRUE(weights.ok());
+  EXPECT_NE(weights->find("model.layers.0.block_sparse_moe.gate.weight"), nullptr);
+  EXPECT_NE(weights->find("model.layers.1.block_sparse_moe.experts.3.w2.weight"), nullptr);
+  EXPECT_EQ(weights->find("model.layers.0.mlp.gate_proj.weight"), nullptr);
+
+  // Generation from an MoE checkpoint: KV-cache decoding equals the batched forward.
+  auto generator = Generator::load(dir_->file("moe"), 2);
+  ASSERT_TRUE(generator.ok()) << generator.status().message();
+  auto config = ModelConfig::load(dir_->file("tiny_moe.json"));
+  ThreadPool pool(2);
+  auto model = Model::create(*config, 1, 8, pool);
+  ASSERT_TRUE(model.ok());
+  for (const TensorSpec& t : (*model)->layout()) {
+    auto values = weights->read_f32(t.name);
+    ASSERT_TRUE(values.ok());
+    std::copy(values->begin(), values->end(), (*model)->params() + t.offset);
+  }
+  std::vector<uint32_t> tokens = {5, 17, 300, 2, 44, 9, 123, 399}, targets(8, 0);
+  ASSERT_TRUE((*model)->forward(tokens.data(), targets.data()).ok());
+  double worst = 0;
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    const float* step_logits = (*generator)->decode_step(tokens[t], static_cast<int64_t>(t));
+    for (size_t v = 0; v < 400; ++v) {
+      worst = std::max(worst, std::abs((*model)->logits()[t * 400 + v] * config->output_multiplier_scale - step_logits[v]));
+    }
+  }
+  EXPECT_LT(worst, 1e-4) << "MoE decode differs from the batched forward";
+
+  run("moe_interrupted", "--steps 12 --stop-at-step 5");
+  auto r = testing::run_supercluster(fmt::format("train --resume --out {}", dir_->file("moe_interrupted")));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_identical_tensors(dir_->file("moe/checkpoints/step_00000012/model.safetensors"),
+                           dir_->file("moe_interrupted/checkpoints/step_00000012/model.safetensors"));
+}
+
 TEST_F(TrainCli, ResumeSkipsACorruptedNewestCheckpoint) {
   train("corrupt", "--steps 10");
   std::fstream f(dir_->file("corrupt/checkpoints/step_00000010/model.safetensors"),

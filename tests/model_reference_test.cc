@@ -69,9 +69,24 @@ void check_fixture(const std::string& name) {
   model.zero_grads();
   auto sums = model.forward(tokens->data(), targets->data());
   ASSERT_TRUE(sums.ok());
-  const float loss = static_cast<float>(sums->loss_sum / static_cast<double>(sums->count));
+  // The loss is the total: cross-entropy plus the MoE auxiliary terms.
+  const float ce = static_cast<float>(sums->loss_sum / static_cast<double>(sums->count));
+  const float loss = static_cast<float>(ce + model.auxiliary_loss_term());
   tol("loss", &atol, &rtol);
   expect_close("loss", &loss, *state.read_f32("loss"), atol, rtol, &worst);
+  if (state.find("aux_loss")) {
+    const float aux = static_cast<float>(model.aux_loss()), z = static_cast<float>(model.z_loss());
+    expect_close("ce_loss", &ce, *state.read_f32("ce_loss"), atol, rtol, &worst);
+    expect_close("aux_loss", &aux, *state.read_f32("aux_loss"), atol, rtol, &worst);
+    expect_close("z_loss", &z, *state.read_f32("z_loss"), atol, rtol, &worst);
+    auto counts = state.read_u32("expert_counts");
+    ASSERT_TRUE(counts.ok());
+    std::vector<uint32_t> routed;
+    for (const MoeStats& layer : model.moe_stats()) {
+      for (int64_t c : layer.routed) routed.push_back(static_cast<uint32_t>(c));
+    }
+    EXPECT_EQ(routed, *counts) << "tokens per expert differ from the reference";
+  }
   std::vector<float> logits(model.logits(), model.logits() + B * T * config->vocab_size);
   for (float& x : logits) x *= static_cast<float>(config->output_multiplier_scale);
   tol("logits", &atol, &rtol);
@@ -104,7 +119,7 @@ void check_fixture(const std::string& name) {
   model.zero_grads();
   auto sums2 = model.forward(tokens2->data(), targets2->data());
   ASSERT_TRUE(sums2.ok());
-  const float loss2 = static_cast<float>(sums2->loss_sum / static_cast<double>(sums2->count));
+  const float loss2 = static_cast<float>(sums2->loss_sum / static_cast<double>(sums2->count) + model.auxiliary_loss_term());
   tol("loss", &atol, &rtol);
   expect_close("loss2", &loss2, *state.read_f32("loss2"), atol, rtol, &worst);
   model.backward(1.0f / static_cast<float>(sums2->count));
@@ -138,6 +153,8 @@ void check_fixture(const std::string& name) {
 
 TEST(ModelReference, GrokTinyMatchesPyTorch) { check_fixture("grok_tiny"); }
 TEST(ModelReference, LlamaTinyMatchesPyTorch) { check_fixture("llama_tiny"); }
+TEST(ModelReference, GrokMoeTinyMatchesPyTorch) { check_fixture("grok_moe_tiny"); }
+TEST(ModelReference, MixtralMoeTinyMatchesPyTorch) { check_fixture("mixtral_moe_tiny"); }
 
 }  // namespace
 }  // namespace sc

@@ -16,6 +16,7 @@ using CommandRunner = std::function<Status()>;
 CLI::App* add_prepare_command(CLI::App& root, CommandRunner* runner);
 CLI::App* add_train_command(CLI::App& root, CommandRunner* runner);
 CLI::App* add_generate_command(CLI::App& root, CommandRunner* runner);
+CLI::App* add_plan_command(CLI::App& root, CommandRunner* runner);
 
 
 }  // namespace sc::cli

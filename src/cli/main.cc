@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   add(sc::cli::add_prepare_command);
   add(sc::cli::add_train_command);
   add(sc::cli::add_generate_command);
+  add(sc::cli::add_plan_command);
 
   try {
     app.parse(argc, argv);

@@ -57,11 +57,26 @@ Result<std::unique_ptr<Generator>> Generator::load(const std::string& checkpoint
       {&g->rope_sin_, T * D / 2}, {&g->x_, H}, {&g->normed_, H}, {&g->rstd_, 1}, {&g->q_, QD}, {&g->k_, KD},
       {&g->v_, KD}, {&g->att_, QD}, {&g->o_, H}, {&g->scores_, T}, {&g->gate_, F}, {&g->up_, F},
       {&g->act_buf_, F}, {&g->logits_, V}};
+  std::vector<std::pair<int32_t**, size_t>> int_plan;
+  if (c.is_moe()) {
+    const size_t E = c.num_experts, K = c.num_experts_per_tok;
+    g->moe_shape_ = {1, H, F, E, K, c.router_renormalize, 0.0, g->act_};
+    MoeActivations& m = g->moe_acts_;
+    plan.insert(plan.end(), {{&m.router_logits, E}, {&m.probs, E}, {&m.logsumexp, 1}, {&m.weights, K},
+                             {&m.x_sorted, K * H}, {&m.gate, K * F}, {&m.up, K * F}, {&m.act, K * F},
+                             {&m.y_sorted, K * H}});
+    int_plan = {{&m.experts, K}, {&m.rows, K}, {&m.row_tokens, K}, {&m.offsets, E + 1}};
+  }
   size_t bytes = 0;
   for (const auto& [ptr, n] : plan) bytes += (n * sizeof(float) + 63) / 64 * 64;
+  for (const auto& [ptr, n] : int_plan) bytes += (n * sizeof(int32_t) + 63) / 64 * 64;
   SC_ASSIGN_OR_RETURN(g->arena_, Arena::create(bytes, "generator"));
   for (const auto& [ptr, n] : plan) {
     SC_ASSIGN_OR_RETURN(float* buffer, g->arena_.allocate<float>(n));
+    *ptr = buffer;
+  }
+  for (const auto& [ptr, n] : int_plan) {
+    SC_ASSIGN_OR_RETURN(int32_t* buffer, g->arena_.allocate<int32_t>(n));
     *ptr = buffer;
   }
   SC_ASSIGN_OR_RETURN(SafetensorsFile weights, SafetensorsFile::open(dir + "/model.safetensors"));
@@ -125,10 +140,15 @@ const float* Generator::decode_step(uint32_t token, int64_t position) {
     if (c.sandwich_norm) rmsnorm_forward(pool, o_, rstd_, o_, w.attn_out_norm, 1, H, eps);
     add_inplace(pool, x_, o_, H);
     rmsnorm_forward(pool, normed_, rstd_, x_, w.ffn_norm, 1, H, eps);
-    matmul_forward(pool, gate_, normed_, w.w_gate, 1, F, H, false);
-    matmul_forward(pool, up_, normed_, w.w_up, 1, F, H, false);
-    gated_activation_forward(pool, act_buf_, gate_, up_, F, act_);
-    matmul_forward(pool, o_, act_buf_, w.w_down, 1, H, F, false);
+    if (w.is_moe) {
+      // Inference never drops: capacity limits are a training-time device.
+      moe_forward(pool, moe_shape_, w.moe, normed_, o_, moe_acts_, &moe_stats_);
+    } else {
+      matmul_forward(pool, gate_, normed_, w.w_gate, 1, F, H, false);
+      matmul_forward(pool, up_, normed_, w.w_up, 1, F, H, false);
+      gated_activation_forward(pool, act_buf_, gate_, up_, F, act_);
+      matmul_forward(pool, o_, act_buf_, w.w_down, 1, H, F, false);
+    }
     if (c.sandwich_norm) rmsnorm_forward(pool, o_, rstd_, o_, w.ffn_out_norm, 1, H, eps);
     add_inplace(pool, x_, o_, H);
   }

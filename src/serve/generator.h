@@ -15,6 +15,7 @@
 #include "data/tokenizer.h"
 #include "model/config.h"
 #include "model/model.h"
+#include "model/moe.h"
 
 namespace sc {
 
@@ -67,6 +68,9 @@ class Generator {
   float *rope_cos_ = nullptr, *rope_sin_ = nullptr;
   float *x_, *normed_, *rstd_, *q_, *k_, *v_, *att_, *o_, *scores_, *gate_, *up_, *act_buf_, *logits_;
   std::vector<std::pair<float, uint32_t>> candidates_;
+  MoeShape moe_shape_;        // one token
+  MoeActivations moe_acts_{};  // buffers for that token, reused by every MoE layer
+  MoeStats moe_stats_;
 };
 
 }  // namespace sc

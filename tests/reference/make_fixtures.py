@@ -118,7 +118,88 @@ FIXTURES = {
         "embed_std": 0.5,
         "matrix_std": 0.35,
     },
+    # grok_tiny's options with Grok-1 routing: every layer MoE, E = 4, top-2,
+    # weights = the softmax over all experts (not renormalized), dropless.
+    # The aux and z coefficients are large enough that their share of the
+    # gradient is far above the grad tolerance (make_fixture asserts it).
+    "grok_moe_tiny": {
+        "config": {
+            "model_type": "grok-1",
+            "vocab_size": 67,
+            "hidden_size": 24,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 8,
+            "intermediate_size": 16,
+            "rms_norm_eps": 1e-5,
+            "rope_theta": 10000.0,
+            "max_position_embeddings": 64,
+            "tie_word_embeddings": True,
+            "hidden_act": "gelu_pytorch_tanh",
+            "attn_output_multiplier": 0.25,
+            "attn_logit_softcapping": 5.0,
+            "sandwich_norm": True,
+            "embedding_multiplier_scale": 78.38367176906169,
+            "output_multiplier_scale": 0.5773502691896257,
+            "num_experts": 4,
+            "num_experts_per_tok": 2,
+            "router_renormalize": False,
+            "moe_layer_frequency": 1,
+            "router_aux_loss_coef": 0.1,
+            "router_z_loss_coef": 0.01,
+            "capacity_factor": 0.0,
+        },
+        "seed": 2472,  # smallest top-k margin 2.5e-3 (2468 gave 1.2e-3, 2469 5.7e-4)
+        "embed_std": 0.05,
+        "matrix_std": 0.35,
+    },
+    # Mixtral: untied, SwiGLU experts, no sandwich norms, no soft cap, GQA;
+    # top-2 weights renormalized; moe_layer_frequency 2 with L = 2, so layer 0
+    # is MoE and layer 1 dense (mlp.* names) and the loss means are over one
+    # MoE layer, not L. Mixtral's own key num_local_experts (the alias of
+    # num_experts) and informational keys.
+    "mixtral_moe_tiny": {
+        "config": {
+            "architectures": ["MixtralForCausalLM"],
+            "model_type": "mixtral",
+            "vocab_size": 67,
+            "hidden_size": 16,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "intermediate_size": 24,
+            "rms_norm_eps": 1e-5,
+            "rope_theta": 1000000.0,
+            "max_position_embeddings": 64,
+            "tie_word_embeddings": False,
+            "hidden_act": "silu",
+            "attn_logit_softcapping": None,
+            "sandwich_norm": False,
+            "embedding_multiplier_scale": 1.0,
+            "output_multiplier_scale": 1.0,
+            "num_local_experts": 4,
+            "num_experts_per_tok": 2,
+            "router_renormalize": True,
+            "moe_layer_frequency": 2,
+            "router_aux_loss_coef": 0.1,
+            "router_z_loss_coef": 0.01,
+            "capacity_factor": 0.0,
+            "torch_dtype": "float32",
+        },
+        "seed": 1357,
+        "embed_std": 0.5,
+        "matrix_std": 0.35,
+    },
 }
+
+# Routing must be decisive: on every token of both batches, at every MoE
+# layer, p_k - p_(k+1) above this, so float32 rounding (about 1e-7) cannot
+# change which experts a token goes to.
+MIN_TOPK_MARGIN = 1e-3
+# The aux and z terms' own share of each router gradient must exceed the
+# grad tolerance by this factor: an implementation that drops either fails.
+AUX_Z_GRAD_FACTOR = 10.0
 
 
 def fixture_params(cfg, spec):
@@ -160,11 +241,19 @@ def run_steps(cfg, start, batches, dtype):
     for step, (tokens, targets) in enumerate(batches, start=1):
         suffix = "" if step == 1 else str(step)
         opt.zero_grad()
-        logits = ref.forward(cfg, params, tokens)
-        loss = ref.cross_entropy_loss(logits, targets)
+        logits, moe = ref.forward_with_router(cfg, params, tokens)
+        parts = ref.total_loss(cfg, logits, targets, moe)
+        loss = parts.total  # the cross-entropy itself when dense
         loss.backward()
+        ref.zero_missing_grads(params)
         if step == 1:
             out["logits"] = logits.detach().to(F64)
+            if moe:
+                out["ce_loss"] = parts.ce.detach().to(F64).reshape(1)
+                out["aux_loss"] = parts.aux.detach().to(F64).reshape(1)
+                out["z_loss"] = parts.z.detach().to(F64).reshape(1)
+                out["expert_counts"] = torch.stack([s.counts for s in moe])
+        out["moe" + suffix] = moe
         out["loss" + suffix] = loss.detach().to(F64).reshape(1)
         out["grads" + suffix] = {k: p.grad.detach().to(F64).clone() for k, p in params.items()}
         norm = torch.nn.utils.clip_grad_norm_(list(params.values()), HYPER["max_grad_norm"])
@@ -186,6 +275,30 @@ def optimizer_only(start, grads_per_step, dtype):
         torch.nn.utils.clip_grad_norm_(list(params.values()), HYPER["max_grad_norm"])
         opt.step()
     return {k: p.detach().to(F64) for k, p in params.items()}
+
+
+def aux_z_gradient_share(cfg, params, tokens, targets):
+    """For each parameter: max |d(coef_aux * aux)/dp| and max |d(coef_z * z)/dp|
+    on batch 1, over the grad tolerance of that tensor (atol + rtol * max|d total/dp|):
+    how far a model that left out either term's gradient would miss."""
+    P = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    logits, moe = ref.forward_with_router(cfg, P, tokens)
+    parts = ref.total_loss(cfg, logits, targets, moe)
+    names = list(P)
+
+    def grads(value):
+        gs = torch.autograd.grad(value, [P[n] for n in names], retain_graph=True, allow_unused=True)
+        return {n: torch.zeros_like(P[n]) if g is None else g for n, g in zip(names, gs)}
+
+    total = grads(parts.total)
+    aux = grads(cfg.router_aux_loss_coef * parts.aux)
+    z = grads(cfg.router_z_loss_coef * parts.z)
+    atol, rtol = TOLERANCES["grad"]
+    share = {}
+    for n in names:
+        limit = atol + rtol * float(total[n].abs().max())
+        share[n] = (float(aux[n].abs().max()) / limit, float(z[n].abs().max()) / limit)
+    return share
 
 
 def compare(label, got, want, tolerance):
@@ -290,6 +403,24 @@ def make_fixture(name, spec):
     for key, tol in (("logits", "logits"), ("loss", "loss"), ("loss2", "loss"), ("grad_norm", "grad_norm"),
                      ("grad_norm2", "grad_norm")):
         report[key] = compare(f"{name} {key}", got[key], want[key], TOLERANCES[tol])
+    moe_layers = cfg.moe_layers
+    if moe_layers:
+        for key in ("ce_loss", "aux_loss", "z_loss"):
+            report[key] = compare(f"{name} {key}", got[key], want[key], TOLERANCES["loss"])
+        # Same routing in float32 as in float64, on both batches, and decisive.
+        for suffix in ("", "2"):
+            for g, w in zip(got["moe" + suffix], want["moe" + suffix]):
+                assert torch.equal(g.experts, w.experts), f"{name}: float32 routes batch {suffix or 1} differently"
+        margins = {suffix: [float(s.margin.min()) for s in want["moe" + suffix]] for suffix in ("", "2")}
+        worst_margin = min(min(m) for m in margins.values())
+        assert worst_margin > MIN_TOPK_MARGIN, \
+            f"{name}: top-k margin {worst_margin:.2e} <= {MIN_TOPK_MARGIN}: near-tie, choose another seed"
+        assert all(s.dropped == 0 for s in want["moe"] + want["moe2"])
+        share = aux_z_gradient_share(cfg, params, tokens, targets)
+        for l in moe_layers:
+            router = f"model.layers.{l}.block_sparse_moe.gate.weight"
+            assert min(share[router]) > AUX_Z_GRAD_FACTOR, \
+                f"{name}: {router}: aux/z gradient only {share[router]} x the grad tolerance"
     for key, tol, got_set in (("grads", "grad", got["grads"]), ("grads2", "grad2", got["grads2"]),
                               ("adamw2", "adamw2_from_stored_grads", optimizer_alone)):
         label = key + (" (optimizer alone, from stored grads)" if key == "adamw2" else "") + ", worst tensor"
@@ -313,6 +444,22 @@ def make_fixture(name, spec):
         print(f"{name}: layer-0 scores before the cap: max |s| {score_max:.2f}, mean |s| {score_mean:.2f}; "
               f"cap {cfg.softcap} -> tanh(max/cap)*cap = {cfg.softcap * math.tanh(score_max / cfg.softcap):.2f}")
     print(f"{name}: gradient elements: {all_grads.numel()}, exactly zero {zero}, 0 < |g| < 1e-6: {tiny}")
+    if moe_layers:
+        print(f"{name}: MoE layers {moe_layers}; batch 1: loss {float(want['loss']):.6f} = ce {float(want['ce_loss']):.6f}"
+              f" + {cfg.router_aux_loss_coef} * aux {float(want['aux_loss']):.6f}"
+              f" + {cfg.router_z_loss_coef} * z {float(want['z_loss']):.6f}")
+        for suffix in ("", "2"):
+            for s in want["moe" + suffix]:
+                print(f"{name}: batch {suffix or 1} layer {s.layer}: aux {float(s.aux):.6f}, z {float(s.z):.6f}, "
+                      f"expert counts {s.counts.tolist()}, dropped {s.dropped}, "
+                      f"min top-k margin p_k - p_k+1 {float(s.margin.min()):.2e}")
+        for l in moe_layers:
+            router = f"model.layers.{l}.block_sparse_moe.gate.weight"
+            print(f"{name}: {router}: aux / z share of the gradient = {share[router][0]:.0f}x / "
+                  f"{share[router][1]:.0f}x the grad tolerance")
+        over = [n for n in names if min(share[n]) > 1]
+        print(f"{name}: tensors whose aux and z gradient shares both exceed the grad tolerance: "
+              f"{len(over)} of {len(names)}")
     for label, (diff, limit) in report.items():
         print(f"{name}: torch float32 vs float64 {label}: max |diff| {diff:.2e} (tolerance {limit:.2e})")
 
@@ -327,6 +474,13 @@ def make_fixture(name, spec):
         ("loss2", as_f32(want["loss2"])),
         ("grad_norm2", as_f32(want["grad_norm2"])),
     ]
+    if moe_layers:
+        tensors += [
+            ("ce_loss", as_f32(want["ce_loss"])),
+            ("aux_loss", as_f32(want["aux_loss"])),
+            ("z_loss", as_f32(want["z_loss"])),
+            ("expert_counts", want["expert_counts"].numpy().astype(np.uint32)),
+        ]
     tensors += [(n, as_f32(params[n])) for n in names]
     tensors += [("grad." + n, as_f32(want["grads"][n])) for n in names]
     tensors += [("grad2." + n, as_f32(want["grads2"][n])) for n in names]
@@ -346,6 +500,12 @@ def make_fixture(name, spec):
         "grad_clip": "torch.nn.utils.clip_grad_norm_ before each step",
     }
     metadata.update({k: repr(v) for k, v in HYPER.items()})
+    if moe_layers:
+        metadata["loss_reduction"] = ("cross-entropy (mean over counted positions of the whole batch) "
+                                      "+ router_aux_loss_coef * aux_loss + router_z_loss_coef * z_loss")
+        metadata["router_aux_loss_coef"] = repr(cfg.router_aux_loss_coef)
+        metadata["router_z_loss_coef"] = repr(cfg.router_z_loss_coef)
+        metadata["moe_layers"] = ",".join(str(l) for l in moe_layers)
     for key, (atol, rtol) in TOLERANCES.items():
         metadata[f"tolerance.{key}.atol"] = repr(atol)
         metadata[f"tolerance.{key}.rtol"] = repr(rtol)

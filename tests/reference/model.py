@@ -1,12 +1,16 @@
 """The model of docs/model.md in plain PyTorch: the reference the C++ model is
 checked against. It follows the page line by line and favours being obviously
-right over being fast. Dense FFN only; the MoE hook is `ffn()`.
+right over being fast. Dense FFN (`ffn()`) and the Mixture-of-Experts FFN
+(`moe_ffn()`) with its auxiliary router losses.
 
 Usage:
     cfg = Config.load("tests/fixtures/grok_tiny/config.json")
     params = init_params(cfg, seed=0, dtype=torch.float64)   # {HF name: tensor}
     logits = forward(cfg, params, tokens)                    # tokens: int64 [B, T]
     loss = cross_entropy_loss(logits, targets)               # targets: int64, -1 = ignore
+    # With MoE layers the training loss is the total of docs/model.md:
+    logits, moe = forward_with_router(cfg, params, tokens)   # moe: one MoeLayerStats per MoE layer
+    parts = total_loss(cfg, logits, targets, moe)            # parts.total, .ce, .aux, .z
 """
 
 import json
@@ -32,7 +36,9 @@ REQUIRED_KEYS = {
 OPTIONAL_KEYS = {
     "model_type", "head_dim", "max_position_embeddings", "attn_output_multiplier",
     "attn_logit_softcapping", "sandwich_norm", "embedding_multiplier_scale",
-    "output_multiplier_scale", "num_experts", "num_experts_per_tok", "training",
+    "output_multiplier_scale", "num_experts", "num_local_experts", "num_experts_per_tok",
+    "router_renormalize", "moe_layer_frequency", "router_aux_loss_coef", "router_z_loss_coef",
+    "capacity_factor", "training",
 }
 
 
@@ -55,8 +61,13 @@ class Config:
     sandwich_norm: bool
     embedding_multiplier_scale: float
     output_multiplier_scale: float
-    num_experts: int
-    num_experts_per_tok: int
+    num_experts: int              # 0 or 1: dense
+    num_experts_per_tok: int      # k
+    router_renormalize: bool      # Mixtral: top-k weights renormalized to sum to 1
+    moe_layer_frequency: int      # layer l is MoE iff num_experts > 1 and l % frequency == 0
+    router_aux_loss_coef: float
+    router_z_loss_coef: float
+    capacity_factor: float        # 0: dropless
     model_type: str
 
     @staticmethod
@@ -67,8 +78,11 @@ class Config:
         for key in sorted(REQUIRED_KEYS):
             if key not in d:
                 raise ValueError(f"config: missing key '{key}'")
+        if "num_experts" in d and "num_local_experts" in d:
+            raise ValueError("config: give 'num_experts' or its alias 'num_local_experts', not both")
         hidden, heads = d["hidden_size"], d["num_attention_heads"]
         head_dim = d.get("head_dim") or hidden // heads
+        num_experts = int(d.get("num_experts", d.get("num_local_experts", 0)))
         cfg = Config(
             vocab_size=d["vocab_size"],
             hidden_size=hidden,
@@ -87,8 +101,14 @@ class Config:
             sandwich_norm=bool(d.get("sandwich_norm", False)),
             embedding_multiplier_scale=float(d.get("embedding_multiplier_scale", 1.0)),
             output_multiplier_scale=float(d.get("output_multiplier_scale", 1.0)),
-            num_experts=int(d.get("num_experts", 0)),
-            num_experts_per_tok=int(d.get("num_experts_per_tok", 2)),
+            num_experts=num_experts,
+            # Mixtral's top-2 by default (at most E).
+            num_experts_per_tok=int(d.get("num_experts_per_tok", min(2, num_experts) if num_experts > 1 else 0)),
+            router_renormalize=bool(d.get("router_renormalize", False)),
+            moe_layer_frequency=int(d.get("moe_layer_frequency", 1)),
+            router_aux_loss_coef=float(d.get("router_aux_loss_coef", 0.01)),
+            router_z_loss_coef=float(d.get("router_z_loss_coef", 0.001)),
+            capacity_factor=float(d.get("capacity_factor", 0.0)),
             model_type=d.get("model_type", ""),
         )
         if cfg.hidden_act not in ("gelu_pytorch_tanh", "silu"):
@@ -97,6 +117,12 @@ class Config:
             raise ValueError("config: num_key_value_heads must divide num_attention_heads")
         if cfg.head_dim % 2 != 0:
             raise ValueError("config: head_dim must be even for RoPE")
+        if cfg.is_moe and not 1 <= cfg.num_experts_per_tok <= cfg.num_experts:
+            raise ValueError("config: num_experts_per_tok must be in 1..num_experts")
+        if cfg.moe_layer_frequency < 1:
+            raise ValueError("config: moe_layer_frequency must be at least 1")
+        if cfg.router_aux_loss_coef < 0 or cfg.router_z_loss_coef < 0 or cfg.capacity_factor < 0:
+            raise ValueError("config: router loss coefficients and capacity_factor must not be negative")
         return cfg
 
     @staticmethod
@@ -107,6 +133,17 @@ class Config:
     @property
     def softcap(self) -> float:
         return float(self.attn_logit_softcapping or 0.0)
+
+    @property
+    def is_moe(self) -> bool:
+        return self.num_experts > 1
+
+    def is_moe_layer(self, l: int) -> bool:
+        return self.is_moe and l % self.moe_layer_frequency == 0
+
+    @property
+    def moe_layers(self) -> List[int]:
+        return [l for l in range(self.num_hidden_layers) if self.is_moe_layer(l)]
 
 
 # ---------------------------------------------------------------- parameters
@@ -129,8 +166,18 @@ def layer_parameter_shapes(cfg: Config, l: int) -> List[Tuple[str, Tuple[int, ..
             (p + "pre_feedforward_layernorm.weight", (H,)),
             (p + "post_feedforward_layernorm.weight", (H,)),
         ]
-    if cfg.num_experts > 1:
-        raise NotImplementedError("MoE parameters (router, experts): add them here")
+    if cfg.is_moe_layer(l):
+        # Mixtral's names, where the dense FFN would be: the router, then per
+        # expert w1 (gate), w3 (up), w2 (down) -- src/model/counts.cc's order.
+        m = p + "block_sparse_moe."
+        shapes.append((m + "gate.weight", (cfg.num_experts, H)))
+        for e in range(cfg.num_experts):
+            shapes += [
+                (m + f"experts.{e}.w1.weight", (F, H)),
+                (m + f"experts.{e}.w3.weight", (F, H)),
+                (m + f"experts.{e}.w2.weight", (H, F)),
+            ]
+        return shapes
     shapes += [
         (p + "mlp.gate_proj.weight", (F, H)),
         (p + "mlp.up_proj.weight", (F, H)),
@@ -153,8 +200,9 @@ def parameter_shapes(cfg: Config) -> List[Tuple[str, Tuple[int, ...]]]:
 
 def init_std(cfg: Config, name: str) -> float:
     """docs/model.md: linear and embedding weights normal(0, 0.02); the output
-    projections of each block (Wo, Wdown) normal(0, 0.02 / sqrt(2L))."""
-    if name.endswith("o_proj.weight") or name.endswith("down_proj.weight"):
+    projections of each block (Wo, Wdown; an expert's w2 is its Wdown)
+    normal(0, 0.02 / sqrt(2L))."""
+    if name.endswith("o_proj.weight") or name.endswith("down_proj.weight") or name.endswith(".w2.weight"):
         return 0.02 / math.sqrt(2 * cfg.num_hidden_layers)
     return 0.02
 
@@ -236,22 +284,108 @@ def attention(cfg: Config, params: Dict[str, torch.Tensor], l: int, a: torch.Ten
 
 
 def ffn(cfg: Config, params: Dict[str, torch.Tensor], l: int, f: torch.Tensor) -> torch.Tensor:
-    if cfg.num_experts > 1:
-        # MoE goes here: a router picks num_experts_per_tok experts per token
-        # and the output is the weighted sum of those experts' dense FFNs.
-        raise NotImplementedError("MoE FFN is not in the reference yet")
+    """The dense gated FFN of a non-MoE layer."""
     p = f"model.layers.{l}.mlp."
     g = activation(cfg, f @ params[p + "gate_proj.weight"].T) * (f @ params[p + "up_proj.weight"].T)
     return g @ params[p + "down_proj.weight"].T
 
 
-def forward(cfg: Config, params: Dict[str, torch.Tensor], tokens: torch.Tensor) -> torch.Tensor:
-    """Logits [B, T, V] (after the output multiplier) for int64 tokens [B, T]."""
+@dataclass
+class MoeLayerStats:
+    """What one MoE layer reports for its N tokens (n = b * T + t)."""
+    layer: int
+    aux: torch.Tensor          # scalar: E * sum_e f_e * P_e (differentiable through P only)
+    z: torch.Tensor            # scalar: mean_n logsumexp_e(r[n, :])^2
+    experts: torch.Tensor      # int64 [N, k]: topk(n)_j, in slot order
+    counts: torch.Tensor       # int64 [E]: assignments the router made to each expert (before capacity)
+    kept: torch.Tensor         # bool [N, k]: the assignment survived capacity (all True when dropless)
+    dropped: int               # assignments past capacity
+    capacity: int              # per-expert capacity; N * k when dropless
+    margin: torch.Tensor       # [N]: p_k - p_(k+1) of the sorted probabilities (inf when k = E)
+
+
+def topk_experts(p: torch.Tensor, k: int) -> torch.Tensor:
+    """The k experts with the largest p[n, :], in descending order, ties to
+    the lower expert index. Written out with explicit ranks rather than
+    torch.topk, whose order among equal values is unspecified:
+    rank[n, e] = #{e' : p[n, e'] > p[n, e] or (p[n, e'] == p[n, e] and e' < e)},
+    a permutation of 0..E-1 in every row; slot j holds the expert of rank j."""
+    E = p.shape[-1]
+    idx = torch.arange(E)
+    other, this = p[:, None, :], p[:, :, None]                      # [N, e, e']
+    ahead = (other > this) | ((other == this) & (idx[None, None, :] < idx[None, :, None]))
+    rank = ahead.sum(dim=-1)                                         # [N, E]
+    return torch.argsort(rank, dim=-1)[:, :k]
+
+
+def expert_capacity(cfg: Config, N: int) -> int:
+    """ceil(c * N * k / E), evaluated as ceil(c * (N * k) / E) in double (as
+    src/model/moe.cc does); N * k (no limit) when capacity_factor is 0."""
+    k, E = cfg.num_experts_per_tok, cfg.num_experts
+    if cfg.capacity_factor <= 0:
+        return N * k
+    return int(math.ceil(cfg.capacity_factor * float(N * k) / E))
+
+
+def moe_ffn(cfg: Config, params: Dict[str, torch.Tensor], l: int,
+            f: torch.Tensor) -> Tuple[torch.Tensor, MoeLayerStats]:
+    """docs/model.md "Mixture-of-Experts feed-forward" for f [N, H], the N
+    tokens of the whole micro-batch in token order. Returns y [N, H] and the
+    layer's router statistics and losses."""
+    N, H = f.shape
+    E, k = cfg.num_experts, cfg.num_experts_per_tok
+    m = f"model.layers.{l}.block_sparse_moe."
+    r = f @ params[m + "gate.weight"].T                              # [N, E], no bias
+    p = torch.softmax(r, dim=-1)
+    experts = topk_experts(p.detach(), k)                            # [N, k]
+    w = p.gather(1, experts)                                         # Grok-1
+    if cfg.router_renormalize:
+        w = w / w.sum(dim=-1, keepdim=True)                          # Mixtral
+
+    # Dispatch: each expert's assignments in token order (a token picks an
+    # expert at most once), the first `capacity` of them kept.
+    capacity = expert_capacity(cfg, N)
+    kept = torch.zeros(N, k, dtype=torch.bool)
+    slot_out = torch.zeros(N * k, H, dtype=f.dtype)                  # row n * k + j: w[n, j] * expert(f[n])
+    for e in range(E):
+        rows, slots = (experts == e).nonzero(as_tuple=True)          # sorted by token n
+        rows, slots = rows[:capacity], slots[:capacity]
+        kept[rows, slots] = True
+        if rows.numel() == 0:
+            continue
+        x = f[rows]
+        g = activation(cfg, x @ params[m + f"experts.{e}.w1.weight"].T) * (x @ params[m + f"experts.{e}.w3.weight"].T)
+        out = g @ params[m + f"experts.{e}.w2.weight"].T
+        slot_out = slot_out.index_put((rows * k + slots,), out * w[rows, slots][:, None])
+    slot_out = slot_out.view(N, k, H)
+    y = slot_out[:, 0]
+    for j in range(1, k):                                            # slot order j = 0..k-1
+        y = y + slot_out[:, j]
+
+    # Auxiliary losses. f_e counts the router's assignments (before capacity)
+    # and is a constant for autograd; P_e carries the gradient.
+    counts = torch.bincount(experts.reshape(-1), minlength=E)
+    frac = counts.to(p.dtype) / (N * k)
+    aux = E * (frac * p.mean(dim=0)).sum()
+    z = torch.logsumexp(r, dim=-1).pow(2).mean()
+
+    ordered = torch.sort(p.detach(), dim=-1, descending=True).values
+    margin = ordered[:, k - 1] - ordered[:, k] if k < E else torch.full((N,), math.inf, dtype=p.dtype)
+    stats = MoeLayerStats(layer=l, aux=aux, z=z, experts=experts, counts=counts, kept=kept,
+                          dropped=int((~kept).sum()), capacity=capacity, margin=margin)
+    return y, stats
+
+
+def forward_with_router(cfg: Config, params: Dict[str, torch.Tensor],
+                        tokens: torch.Tensor) -> Tuple[torch.Tensor, List[MoeLayerStats]]:
+    """Logits [B, T, V] (after the output multiplier) for int64 tokens [B, T],
+    and the statistics of each MoE layer in layer order (empty when dense)."""
     eps = cfg.rms_norm_eps
     E = params["model.embed_tokens.weight"]
     B, T = tokens.shape
     cos, sin = rope_tables(cfg, T, E.dtype)
     h = E[tokens] * cfg.embedding_multiplier_scale
+    moe_stats = []
     for l in range(cfg.num_hidden_layers):
         p = f"model.layers.{l}."
         a = rmsnorm(h, params[p + "input_layernorm.weight"], eps)
@@ -261,12 +395,25 @@ def forward(cfg: Config, params: Dict[str, torch.Tensor], tokens: torch.Tensor) 
         h = h + o
         ffn_in = "pre_feedforward_layernorm" if cfg.sandwich_norm else "post_attention_layernorm"
         f = rmsnorm(h, params[p + ffn_in + ".weight"], eps)
-        y = ffn(cfg, params, l, f)
+        if cfg.is_moe_layer(l):
+            # All B * T positions of the micro-batch route, in token order
+            # n = b * T + t (positions with an ignored target too).
+            y, stats = moe_ffn(cfg, params, l, f.reshape(B * T, -1))
+            y = y.view(B, T, -1)
+            moe_stats.append(stats)
+        else:
+            y = ffn(cfg, params, l, f)
         if cfg.sandwich_norm:
             y = rmsnorm(y, params[p + "post_feedforward_layernorm.weight"], eps)
         h = h + y
     w_out = E if cfg.tie_word_embeddings else params["lm_head.weight"]
-    return (rmsnorm(h, params["model.norm.weight"], eps) @ w_out.T) * cfg.output_multiplier_scale
+    logits = (rmsnorm(h, params["model.norm.weight"], eps) @ w_out.T) * cfg.output_multiplier_scale
+    return logits, moe_stats
+
+
+def forward(cfg: Config, params: Dict[str, torch.Tensor], tokens: torch.Tensor) -> torch.Tensor:
+    """Logits [B, T, V] (after the output multiplier) for int64 tokens [B, T]."""
+    return forward_with_router(cfg, params, tokens)[0]
 
 
 def cross_entropy_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -276,7 +423,45 @@ def cross_entropy_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
         logits.reshape(-1, V), targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="mean")
 
 
+@dataclass
+class LossParts:
+    total: torch.Tensor                # what is differentiated and optimized
+    ce: torch.Tensor
+    aux: Optional[torch.Tensor]        # mean over MoE layers; None when dense
+    z: Optional[torch.Tensor]
+
+
+def total_loss(cfg: Config, logits: torch.Tensor, targets: torch.Tensor,
+               moe_stats: List[MoeLayerStats]) -> LossParts:
+    """cross_entropy + router_aux_loss_coef * mean_layers(aux)
+    + router_z_loss_coef * mean_layers(z); the cross-entropy alone (the very
+    same tensor) when there is no MoE layer."""
+    ce = cross_entropy_loss(logits, targets)
+    if not moe_stats:
+        return LossParts(total=ce, ce=ce, aux=None, z=None)
+    aux = torch.stack([s.aux for s in moe_stats]).mean()
+    z = torch.stack([s.z for s in moe_stats]).mean()
+    total = ce + cfg.router_aux_loss_coef * aux + cfg.router_z_loss_coef * z
+    return LossParts(total=total, ce=ce, aux=aux, z=z)
+
+
+def loss(cfg: Config, params: Dict[str, torch.Tensor], tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The training loss of docs/model.md (the cross-entropy for a dense model)."""
+    logits, moe_stats = forward_with_router(cfg, params, tokens)
+    return total_loss(cfg, logits, targets, moe_stats).total
+
+
 # ---------------------------------------------------------------- optimizer
+
+def zero_missing_grads(params: Dict[str, torch.Tensor]) -> None:
+    """After backward: an expert that no token reached (or whose assignments
+    were all dropped) is not in the graph and gets grad None, which AdamW
+    would skip entirely (no decay, no moment update). Its gradient is zero,
+    and the C++ trainer treats it as zero, so make it an explicit zero."""
+    for p in params.values():
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+
 
 def make_adamw(params: Dict[str, torch.Tensor], lr: float, betas: Tuple[float, float], eps: float,
                weight_decay: float) -> torch.optim.AdamW:

@@ -1,0 +1,123 @@
+// The cost model of one training run on one cluster with one parallel
+// layout: memory per GPU, step time by part, throughput, MFU, power, energy,
+// cost and reliability. Physics, not fits: kernel times from datasheet peaks
+// and independently measured efficiencies, collectives from link rates and
+// NCCL's ring/all-to-all volumes, activation memory after Korthikanti et al.
+// 2022. docs/plan.md derives each formula and cites each constant.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/status.h"
+#include "plan/hardware.h"
+#include "plan/plan_model.h"
+
+namespace sc::plan {
+
+enum class Recompute { kNone, kSelective, kFull };
+std::string recompute_name(Recompute recompute);
+Result<Recompute> parse_recompute(const std::string& name);
+
+struct Layout {
+  int64_t tp = 1;           // tensor parallel (with sequence parallelism)
+  int64_t pp = 1;           // pipeline stages
+  int64_t vp = 1;           // virtual stages per pipeline rank (interleaved 1F1B)
+  int64_t dp = 0;           // data parallel; 0: num_gpus / (tp * pp * cp)
+  int64_t ep = 1;           // expert parallel, carved out of dp * cp
+  int64_t cp = 1;           // context parallel (ring attention)
+  int64_t zero = 1;         // 0: replicated; 1: optimizer; 2: + grads; 3: + weights sharded over dp * cp
+  int64_t micro_batch = 1;  // sequences per micro-batch
+  Recompute recompute = Recompute::kSelective;
+  // Software of the run: whether data-parallel gradient reduce-scatter and
+  // parameter all-gather overlap with backward / forward compute (Megatron-
+  // core's overlap_grad_reduce / overlap_param_gather; absent in 2021).
+  bool overlap_dp = true;
+};
+
+struct RunSpec {
+  int64_t seq_len = 0;
+  int64_t global_batch_tokens = 0;
+  double train_tokens = 0;
+};
+
+struct MemoryBreakdown {
+  double weights_bytes = 0;
+  double grads_bytes = 0;
+  double optimizer_bytes = 0;
+  double activations_bytes = 0;
+  double buffers_bytes = 0;
+  double total_bytes = 0;
+  double capacity_bytes = 0;
+  bool fits = false;
+};
+
+// One optimizer step on the critical path, in seconds. Compute and
+// communication inside a micro-batch are summed per micro-batch, then times
+// the number of micro-batches; `bubble_s` is the pipeline fill and drain.
+struct StepBreakdown {
+  double gemm_s = 0;          // matmuls (recomputation included)
+  double attention_s = 0;     // attention core (scores, softmax, weighted sum)
+  double elementwise_s = 0;   // norms, activations, residuals: bandwidth-bound
+  double tp_comm_s = 0;       // all-gather / reduce-scatter on the TP group
+  double pp_comm_s = 0;       // send / recv between stages
+  double ep_comm_s = 0;       // all-to-all dispatch and combine
+  double cp_comm_s = 0;       // ring attention K/V exchange not hidden by compute
+  double dp_comm_s = 0;       // gradient reduce-scatter + parameter all-gather, exposed part
+  double bubble_s = 0;        // (p - 1) / v micro-batch times
+  double optimizer_s = 0;     // AdamW update, bandwidth-bound
+  double step_s = 0;
+};
+
+struct Reliability {
+  double interruptions_per_day = 0;
+  double job_mtbf_s = 0;
+  double checkpoint_bytes = 0;
+  double checkpoint_write_s = 0;
+  double checkpoint_interval_s = 0;  // Daly 2006
+  double expected_interruptions = 0;
+  double lost_fraction = 0;          // checkpoint writes + restarts + recomputed work
+  double goodput = 0;
+};
+
+struct Plan {
+  std::string model;
+  std::string cluster;
+  std::string gpu;
+  int64_t num_gpus = 0;   // GPUs the layout uses: tp x pp x cp x dp
+  int64_t idle_gpus = 0;  // the cluster's others (when dp was derived): spares, still powered
+  Layout layout;
+  RunSpec run;
+  int64_t micro_batches = 0;  // per pipeline per step
+  double total_parameters = 0;
+  double active_parameters = 0;
+  double model_flops_per_token = 0;  // from model/counts.h: 6N + 12 L T Hq D
+  MemoryBreakdown memory;
+  StepBreakdown step;
+  double tokens_per_s = 0;
+  double mfu = 0;                       // model FLOP/s / (GPUs x dense bf16 peak)
+  double model_tflops_per_gpu = 0;
+  double hardware_tflops_per_gpu = 0;   // recomputation counted too (Megatron 2021's convention)
+  double days = 0;                      // compute days, no interruptions
+  double effective_days = 0;            // days / goodput
+  double gpu_hours = 0;                 // over effective days
+  double it_power_mw = 0;
+  double facility_power_mw = 0;
+  double energy_mwh = 0;                // facility energy over effective days
+  double cost_usd = 0;
+  Reliability reliability;
+};
+
+// Checks the layout against the model and cluster; the message names the
+// flag at fault (e.g. "--tp 7 does not divide num_attention_heads 48").
+// Fills layout->dp when 0.
+Status validate_layout(const PlanModel& model, const ClusterSpec& cluster, const RunSpec& run, Layout* layout);
+
+Result<Plan> plan_run(const PlanModel& model, const ClusterSpec& cluster, Layout layout, const RunSpec& run);
+
+// Stable keys, documented in docs/plan.md.
+nlohmann::json plan_to_json(const Plan& plan);
+
+}  // namespace sc::plan

@@ -1,0 +1,93 @@
+#include "plan/plan_model.h"
+
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+namespace sc::plan {
+namespace {
+
+// A GPT-style model of Narayanan et al. 2021 (arXiv:2104.04473), Table 1:
+// vocabulary 51,200, sequence 2,048, learned position embeddings (2,048 x H,
+// left out: under 0.02% of the weights), tied input/output embeddings,
+// multi-head attention, GELU MLP of 4H, dropout, attention without a fused
+// kernel (2021).
+Result<PlanModel> megatron_gpt(const std::string& name, int64_t layers, int64_t hidden, int64_t heads) {
+  const int64_t equivalent_gated_width = static_cast<int64_t>(std::llround(8.0 * hidden / 3.0));
+  nlohmann::json json = {
+      {"model_type", "gpt"},
+      {"vocab_size", 51200},
+      {"hidden_size", hidden},
+      {"num_hidden_layers", layers},
+      {"num_attention_heads", heads},
+      {"num_key_value_heads", heads},
+      {"intermediate_size", equivalent_gated_width},
+      {"max_position_embeddings", 2048},
+      {"tie_word_embeddings", true},
+      {"hidden_act", "gelu_pytorch_tanh"},
+  };
+  SC_ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::from_json(json, "preset '" + name + "'"));
+  PlanModel m;
+  m.name = name;
+  m.config = config;
+  m.gated_mlp = false;
+  m.mlp_width = 4 * hidden;
+  m.flash_attention = false;
+  m.dropout = true;
+  m.default_seq_len = 2048;
+  return m;
+}
+
+// Llama 3.1 405B, from meta-llama/Llama-3.1-405B config.json.
+Result<PlanModel> llama3_405b() {
+  nlohmann::json json = {
+      {"model_type", "llama"},
+      {"vocab_size", 128256},
+      {"hidden_size", 16384},
+      {"num_hidden_layers", 126},
+      {"num_attention_heads", 128},
+      {"num_key_value_heads", 8},
+      {"intermediate_size", 53248},
+      {"rms_norm_eps", 1e-5},
+      {"rope_theta", 500000.0},
+      {"max_position_embeddings", 131072},
+      {"tie_word_embeddings", false},
+      {"hidden_act", "silu"},
+  };
+  SC_ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::from_json(json, "preset 'llama3-405b'"));
+  PlanModel m;
+  m.name = "llama3-405b";
+  m.config = config;
+  m.mlp_width = config.intermediate_size;
+  m.default_seq_len = 8192;
+  return m;
+}
+
+}  // namespace
+
+std::vector<std::string> plan_model_preset_names() {
+  std::vector<std::string> names = {"gpt3-175b", "megatron-1t", "llama3-405b"};
+  for (const auto& n : ModelConfig::preset_names()) names.push_back(n);
+  return names;
+}
+
+Result<PlanModel> resolve_plan_model(const std::string& preset_or_path) {
+  if (preset_or_path == "gpt3-175b") return megatron_gpt("gpt3-175b", 96, 12288, 96);
+  if (preset_or_path == "megatron-1t") return megatron_gpt("megatron-1t", 128, 25600, 160);
+  if (preset_or_path == "llama3-405b") return llama3_405b();
+  auto config = ModelConfig::resolve(preset_or_path);
+  if (!config.ok()) {
+    if (config.status().code() != StatusCode::kNotFound) return config.status();
+    std::string known;
+    for (const auto& n : plan_model_preset_names()) known += (known.empty() ? "" : ", ") + n;
+    return Status::not_found("unknown model '{}' (presets: {}; or a config.json path)", preset_or_path, known);
+  }
+  PlanModel m;
+  m.name = preset_or_path;
+  m.config = *config;
+  m.mlp_width = config->intermediate_size;
+  m.default_seq_len = config->max_position_embeddings > 0 ? config->max_position_embeddings : 4096;
+  return m;
+}
+
+}  // namespace sc::plan

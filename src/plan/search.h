@@ -1,0 +1,33 @@
+// --search: every layout of the cluster's GPUs for a model and run, priced by
+// the cost model, fitting ones ranked by step time; the others counted by why
+// they were rejected (divisibility or memory).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "plan/cost_model.h"
+
+namespace sc::plan {
+
+// Fields left at 0 (recompute: unset) are searched; others are kept fixed.
+struct SearchSpace {
+  int64_t tp = 0, pp = 0, vp = 0, ep = 0, cp = 0, micro_batch = 0;
+  int64_t zero = -1;
+  std::optional<Recompute> recompute;
+};
+
+struct SearchResult {
+  std::vector<Plan> fitting;                       // fastest first
+  std::map<std::string, int64_t> rejected;         // reason -> layouts
+  std::optional<Plan> smallest_unfit;              // least memory among those that do not fit
+  int64_t tried = 0;
+};
+
+SearchResult search_layouts(const PlanModel& model, const ClusterSpec& cluster, const RunSpec& run,
+                            const SearchSpace& space);
+
+}  // namespace sc::plan
