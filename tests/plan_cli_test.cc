@@ -39,7 +39,7 @@ void expect_error(const std::string& args, const std::string& names) {
 }
 
 TEST(PlanCli, BadInputNamesTheField) {
-  expect_error("--model grok-1 --gpus 64 --tp 5 --pp 1 --dp 1", "--tp 5 does not divide num_attention_heads 48");
+  expect_error("--model grok-1 --gpus 40 --tp 5 --pp 1 --dp 8", "--tp 5 does not divide num_attention_heads 48");
   expect_error("--model grok-1 --gpus 64 --tp 8 --pp 2 --dp 2", "is not --gpus 64");
   expect_error("--model grok-1 --gpus 64 --tp 8 --pp 1 --dp 8 --ep 3", "--ep 3 does not divide num_experts 8");
   expect_error("--model llama3-405b --gpus 64 --tp 8 --ep 2", "--ep 2 needs a mixture-of-experts model");
@@ -47,7 +47,7 @@ TEST(PlanCli, BadInputNamesTheField) {
   expect_error("--model nope-7b --tp 8", "unknown model 'nope-7b'");
   expect_error("--cluster nowhere --tp 8", "unknown cluster preset 'nowhere'");
   expect_error("--model grok-1 --gpus 64 --tp 8 --seq-len -5", "--seq-len must be positive");
-  expect_error("--model grok-1 --gpus 64 --tp 8 --gpus -1", "--gpus must be positive");
+  expect_error("--model grok-1 --tp 8 --gpus -1", "--gpus must be positive");
   expect_error("--model grok-1 --gpus 64 --tp 8 --recompute some", "--recompute must be none, selective or full");
   expect_error("--model grok-1 --gpus 64 --tp 8 --train-tokens -1", "--train-tokens must be positive");
 }
