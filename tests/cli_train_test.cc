@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/safetensors.h"
+#include "model/weights_io.h"
 #include "serve/generator.h"
 #include "test_util.h"
 
@@ -184,11 +185,7 @@ TEST_F(TrainCli, MixtureOfExpertsTrainsResumesAndUsesMixtralNames) {
   ThreadPool pool(2);
   auto model = Model::create(*config, 1, 8, pool);
   ASSERT_TRUE(model.ok());
-  for (const TensorSpec& t : (*model)->layout()) {
-    auto values = weights->read_f32(t.name);
-    ASSERT_TRUE(values.ok());
-    std::copy(values->begin(), values->end(), (*model)->params() + t.offset);
-  }
+  ASSERT_TRUE(load_weights(weights->path(), (*model)->layout(), (*model)->params()).ok());
   std::vector<uint32_t> tokens = {5, 17, 300, 2, 44, 9, 123, 399}, targets(8, 0);
   ASSERT_TRUE((*model)->forward(tokens.data(), targets.data()).ok());
   double worst = 0;
@@ -241,12 +238,7 @@ TEST_F(TrainCli, GeneratorMatchesTheTrainingForward) {
   ThreadPool pool(2);
   auto model = Model::create(*config, 1, 16, pool);
   ASSERT_TRUE(model.ok());
-  auto weights = SafetensorsFile::open((*generator)->checkpoint() + "/model.safetensors");
-  for (const TensorSpec& t : (*model)->layout()) {
-    auto values = weights->read_f32(t.name);
-    ASSERT_TRUE(values.ok());
-    std::copy(values->begin(), values->end(), (*model)->params() + t.offset);
-  }
+  ASSERT_TRUE(load_weights((*generator)->checkpoint() + "/model.safetensors", (*model)->layout(), (*model)->params()).ok());
   std::vector<uint32_t> tokens(16), targets(16, 0);
   for (size_t i = 0; i < 16; ++i) tokens[i] = static_cast<uint32_t>((i * 37 + 5) % 400);
   ASSERT_TRUE((*model)->forward(tokens.data(), targets.data()).ok());

@@ -7,6 +7,7 @@
 
 #include "model/model.h"
 #include "model/safetensors.h"
+#include "model/weights_io.h"
 #include "train/adamw.h"
 
 namespace sc {
@@ -52,11 +53,8 @@ void check_fixture(const std::string& name) {
   auto created = Model::create(*config, B, T, pool);
   ASSERT_TRUE(created.ok()) << created.status().message();
   Model& model = **created;
-  for (const TensorSpec& t : model.layout()) {
-    auto values = state.read_f32(t.name, t.shape);
-    ASSERT_TRUE(values.ok()) << values.status().message();
-    std::copy(values->begin(), values->end(), model.params() + t.offset);
-  }
+  Status loaded = load_weights(dir + "/state.safetensors", model.layout(), model.params());
+  ASSERT_TRUE(loaded.ok()) << loaded.message();
   Worst worst;
   auto tol = [&](const std::string& key, double* atol, double* rtol) {
     *atol = meta(state, "tolerance." + key + ".atol");
@@ -103,13 +101,9 @@ void check_fixture(const std::string& name) {
   // Two clipped AdamW steps, the second on batch 2 at the updated parameters.
   ASSERT_DOUBLE_EQ(meta(state, "weight_decay_1d"), 0.0) << "the trainer never decays norm weights";
   ASSERT_DOUBLE_EQ(meta(state, "clip_eps"), 1e-6) << "clip_grad_norm uses torch's 1e-6";
-  std::vector<DecayRange> ranges;
-  for (const TensorSpec& t : model.layout()) {
-    ranges.push_back({static_cast<size_t>(t.offset), static_cast<size_t>(t.offset + t.numel()), !t.is_norm});
-  }
   std::vector<float> m(model.num_floats()), v(model.num_floats());
-  AdamW adamw({meta(state, "beta1"), meta(state, "beta2"), meta(state, "eps"), meta(state, "weight_decay")}, ranges,
-              m.data(), v.data(), model.num_floats());
+  AdamW adamw({meta(state, "beta1"), meta(state, "beta2"), meta(state, "eps"), meta(state, "weight_decay")},
+              decay_ranges(model.layout()), m.data(), v.data(), model.num_floats());
   const double lr = meta(state, "lr"), max_norm = meta(state, "max_grad_norm");
   clip_grad_norm(model.grads(), model.num_floats(), norm, max_norm, pool);
   adamw.update(model.params(), model.grads(), lr, 1, pool);

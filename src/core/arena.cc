@@ -66,4 +66,14 @@ Result<void*> Arena::allocate_bytes(size_t size_bytes, size_t alignment) {
   return static_cast<void*>(base_ + start);
 }
 
+Result<Arena> ArenaPlan::allocate(std::string name) const {
+  size_t bytes = 0;
+  for (const Request& r : requests_) bytes += round_up(r.bytes, Arena::kDefaultAlignment);
+  SC_ASSIGN_OR_RETURN(Arena arena, Arena::create(bytes, std::move(name)));
+  for (const Request& r : requests_) {
+    SC_ASSIGN_OR_RETURN(*r.out, arena.allocate_bytes(r.bytes));
+  }
+  return arena;
+}
+
 }  // namespace sc

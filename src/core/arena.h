@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 
@@ -48,6 +49,25 @@ class Arena {
   uint8_t* base_ = nullptr;
   size_t capacity_bytes_ = 0;
   size_t used_bytes_ = 0;
+};
+
+// Collects the buffers a component needs, then creates one arena of exactly
+// their total size and points each request at its buffer: sizes are written
+// down once, and nothing is allocated after start-up.
+class ArenaPlan {
+ public:
+  template <class T>
+  void add(T** out, size_t count) {
+    requests_.push_back({reinterpret_cast<void**>(out), count * sizeof(T)});
+  }
+  Result<Arena> allocate(std::string name) const;
+
+ private:
+  struct Request {
+    void** out;
+    size_t bytes;
+  };
+  std::vector<Request> requests_;
 };
 
 }  // namespace sc

@@ -141,18 +141,10 @@ Status Model::allocate() {
                            {&d_residual_, N * H}, {&d_normed_, N * H}, {&d_branch_, N * H}, {&d_q_, N * QD},
                            {&d_k_, N * KD}, {&d_v_, N * KD}, {&d_attn_out_, N * QD}, {&d_gate_, N * F},
                            {&d_up_, N * F}, {&d_act_, N * F}});
-  size_t bytes = 0;
-  for (const auto& [ptr, floats] : plan) bytes += (floats * sizeof(float) + 63) / 64 * 64;
-  for (const auto& [ptr, ints] : int_plan) bytes += (ints * sizeof(int32_t) + 63) / 64 * 64;
-  SC_ASSIGN_OR_RETURN(activations_, Arena::create(bytes, "activations"));
-  for (const auto& [ptr, floats] : plan) {
-    SC_ASSIGN_OR_RETURN(float* buffer, activations_.allocate<float>(floats));
-    *ptr = buffer;
-  }
-  for (const auto& [ptr, ints] : int_plan) {
-    SC_ASSIGN_OR_RETURN(int32_t* buffer, activations_.allocate<int32_t>(ints));
-    *ptr = buffer;
-  }
+  ArenaPlan arena_plan;
+  for (const auto& [ptr, n] : plan) arena_plan.add(ptr, n);
+  for (const auto& [ptr, n] : int_plan) arena_plan.add(ptr, n);
+  SC_ASSIGN_OR_RETURN(activations_, arena_plan.allocate("activations"));
   rope_tables_fill(rope_cos_, rope_sin_, T_, D, c.rope_theta);
   std::memset(params_, 0, num_floats_ * sizeof(float));
   std::memset(grads_, 0, num_floats_ * sizeof(float));

@@ -11,7 +11,7 @@
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "model/counts.h"
-#include "model/safetensors.h"
+#include "model/weights_io.h"
 #include "train/checkpoint_dir.h"
 
 namespace sc {
@@ -67,23 +67,11 @@ Result<std::unique_ptr<Generator>> Generator::load(const std::string& checkpoint
                              {&m.y_sorted, K * H}});
     int_plan = {{&m.experts, K}, {&m.rows, K}, {&m.row_tokens, K}, {&m.offsets, E + 1}};
   }
-  size_t bytes = 0;
-  for (const auto& [ptr, n] : plan) bytes += (n * sizeof(float) + 63) / 64 * 64;
-  for (const auto& [ptr, n] : int_plan) bytes += (n * sizeof(int32_t) + 63) / 64 * 64;
-  SC_ASSIGN_OR_RETURN(g->arena_, Arena::create(bytes, "generator"));
-  for (const auto& [ptr, n] : plan) {
-    SC_ASSIGN_OR_RETURN(float* buffer, g->arena_.allocate<float>(n));
-    *ptr = buffer;
-  }
-  for (const auto& [ptr, n] : int_plan) {
-    SC_ASSIGN_OR_RETURN(int32_t* buffer, g->arena_.allocate<int32_t>(n));
-    *ptr = buffer;
-  }
-  SC_ASSIGN_OR_RETURN(SafetensorsFile weights, SafetensorsFile::open(dir + "/model.safetensors"));
-  for (const TensorSpec& t : g->layout_) {
-    SC_ASSIGN_OR_RETURN(std::vector<float> values, weights.read_f32(t.name, t.shape));
-    std::copy(values.begin(), values.end(), g->params_ + t.offset);
-  }
+  ArenaPlan arena_plan;
+  for (const auto& [ptr, n] : plan) arena_plan.add(ptr, n);
+  for (const auto& [ptr, n] : int_plan) arena_plan.add(ptr, n);
+  SC_ASSIGN_OR_RETURN(g->arena_, arena_plan.allocate("generator"));
+  SC_RETURN_IF_ERROR(load_weights(dir + "/model.safetensors", g->layout_, g->params_));
   SC_ASSIGN_OR_RETURN(g->w_, bind_weights(c, g->layout_, g->params_));
   rope_tables_fill(g->rope_cos_, g->rope_sin_, T, D, c.rope_theta);
   return g;

@@ -5,6 +5,15 @@
 
 namespace sc {
 
+std::vector<DecayRange> decay_ranges(const std::vector<TensorSpec>& layout) {
+  std::vector<DecayRange> ranges;
+  ranges.reserve(layout.size());
+  for (const TensorSpec& t : layout) {
+    ranges.push_back({static_cast<size_t>(t.offset), static_cast<size_t>(t.offset + t.numel()), !t.is_norm});
+  }
+  return ranges;
+}
+
 AdamW::AdamW(const AdamWConfig& config, std::vector<DecayRange> ranges, float* m, float* v, size_t size)
     : config_(config), ranges_(std::move(ranges)), m_(m), v_(v), size_(size) {
   std::fill(m_, m_ + size_, 0.0f);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "model/counts.h"
 
 namespace sc {
 
@@ -26,6 +27,9 @@ struct DecayRange {
   size_t end = 0;
   bool decay = true;
 };
+
+// One range per tensor of the layout, decayed unless it is a norm weight.
+std::vector<DecayRange> decay_ranges(const std::vector<TensorSpec>& layout);
 
 class AdamW {
  public:

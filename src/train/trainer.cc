@@ -17,6 +17,7 @@
 #include "kernels/peak.h"
 #include "model/model.h"
 #include "model/safetensors.h"
+#include "model/weights_io.h"
 #include "train/adamw.h"
 #include "train/checkpoint_dir.h"
 #include "train/loss_plot.h"
@@ -118,11 +119,8 @@ Status Trainer::setup() {
   SC_ASSIGN_OR_RETURN(optimizer_arena_, Arena::create(2 * n * sizeof(float) + 128, "optimizer"));
   SC_ASSIGN_OR_RETURN(float* m, optimizer_arena_.allocate<float>(n));
   SC_ASSIGN_OR_RETURN(float* v, optimizer_arena_.allocate<float>(n));
-  std::vector<DecayRange> ranges;
-  for (const TensorSpec& t : model_->layout()) {
-    ranges.push_back({static_cast<size_t>(t.offset), static_cast<size_t>(t.offset + t.numel()), !t.is_norm});
-  }
-  adamw_ = std::make_unique<AdamW>(AdamWConfig{o_.beta1, o_.beta2, 1e-8, o_.weight_decay}, std::move(ranges), m, v, n);
+  adamw_ = std::make_unique<AdamW>(AdamWConfig{o_.beta1, o_.beta2, 1e-8, o_.weight_decay},
+                                   decay_ranges(model_->layout()), m, v, n);
   schedule_ = {o_.lr, o_.min_lr, o_.warmup_steps(), o_.steps};
   idle_steps_.assign(model_->moe_stats().size(), std::vector<int64_t>(std::max<int64_t>(config_.num_experts, 0), 0));
   inputs_.resize(static_cast<size_t>(o_.batch_size * o_.seq_len));
@@ -153,11 +151,7 @@ Status Trainer::setup() {
 
 Status Trainer::resume_from(const CheckpointInfo& checkpoint) {
   const std::string dir = checkpoint.path;
-  SC_ASSIGN_OR_RETURN(SafetensorsFile weights, SafetensorsFile::open(dir + "/model.safetensors"));
-  for (const TensorSpec& t : model_->layout()) {
-    SC_ASSIGN_OR_RETURN(std::vector<float> values, weights.read_f32(t.name, t.shape));
-    std::copy(values.begin(), values.end(), model_->params() + t.offset);
-  }
+  SC_RETURN_IF_ERROR(load_weights(dir + "/model.safetensors", model_->layout(), model_->params()));
   SC_ASSIGN_OR_RETURN(SafetensorsFile optimizer, SafetensorsFile::open(dir + "/optimizer.safetensors"));
   const std::vector<int64_t> flat_shape = {static_cast<int64_t>(model_->num_floats())};
   SC_ASSIGN_OR_RETURN(std::vector<float> m, optimizer.read_f32("adamw.m", flat_shape));
@@ -209,11 +203,7 @@ Status Trainer::save_checkpoint() {
   const std::string checkpoints = o_.out_dir + "/checkpoints";
   const Clock clock;
   SC_RETURN_IF_ERROR(commit_checkpoint(checkpoints, step_, [&](const std::string& dir) -> Status {
-    std::vector<TensorToWrite> tensors;
-    for (const TensorSpec& t : model_->layout()) {
-      tensors.push_back({t.name, DType::kF32, t.shape, model_->params() + t.offset});
-    }
-    SC_RETURN_IF_ERROR(write_safetensors(dir + "/model.safetensors", tensors, {{"format", "pt"}}));
+    SC_RETURN_IF_ERROR(save_weights(dir + "/model.safetensors", model_->layout(), model_->params()));
     const std::vector<int64_t> flat = {static_cast<int64_t>(model_->num_floats())};
     const std::vector<TensorToWrite> moments = {{"adamw.m", DType::kF32, flat, adamw_->m()},
                                                 {"adamw.v", DType::kF32, flat, adamw_->v()}};
