@@ -15,8 +15,6 @@ packages=(
   libcli11-dev               # command-line parsing
   libfmt-dev                 # formatting of progress lines and messages
   libxxhash-dev              # shard and checkpoint checksums
-  libzstd-dev                # compressed inputs
-  libcpp-httplib-dev         # OpenAI-compatible HTTP server
   libgtest-dev libgmock-dev  # tests
   libbenchmark-dev           # micro-benchmarks in bench/
   fortunes fortunes-de fortunes-it  # the quickstart corpus
