@@ -381,10 +381,8 @@ int main(int argc, char** argv) {
     double norm = 0;
     mem("optimizer", "grad sum_of_squares", n_params,
         [&] { norm = std::sqrt(sc::sum_of_squares(model.grads(), n_params, pool)); });
-    mem("optimizer", "clip_grad_norm", 2.0 * n_params,
-        [&] { sc::clip_grad_norm(model.grads(), n_params, norm, 1.0, pool); });
-    mem("optimizer", "adamw update", 7.0 * n_params,
-        [&] { adamw.update(model.params(), model.grads(), 3e-4, step + 1, pool); });
+    mem("optimizer", "adamw update (clip folded in)", 7.0 * n_params,
+        [&] { adamw.update(model.params(), model.grads(), 3e-4, step + 1, pool, sc::clip_coefficient(norm, 1.0)); });
     const double step_s = std::chrono::duration<double>(Clock::now() - step_t0).count();
     if (step > 0) fmt::print("  step {}: {:.3f} s, loss {:.4f}\n", step, step_s, loss_sum / double(loss_count));
   }

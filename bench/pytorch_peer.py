@@ -150,6 +150,21 @@ def matmul_peak_gflops(n=2048, repeats=5):
     return 2.0 * n ** 3 / best / 1e9
 
 
+def sample_cpu():
+    """(all CPUs busy s, all CPUs total s, this process s) since boot."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    tick = os.sysconf("SC_CLK_TCK")
+    t = os.times()
+    return (sum(v) - v[3] - v[4]) / tick, sum(v) / tick, t.user + t.system
+
+
+def others_cpu_pct(a, b):
+    """Percent of the machine's CPU time other processes used between samples a and b."""
+    total = b[1] - a[1]
+    return max(0.0, 100.0 * ((b[0] - a[0]) - (b[2] - a[2])) / total) if total > 0 else 0.0
+
+
 def make_optimizer(params, foreach, lr):
     decay = [t for t in params.values() if t.dim() >= 2]
     no_decay = [t for t in params.values() if t.dim() < 2]
@@ -300,7 +315,10 @@ def main():
     opt = make_optimizer(params, foreach, args.lr)
     loss_fn = forwards[variant]
     steps, fw, bw, op, losses = [], [], [], [], []
+    cpu_begin = sample_cpu()
     for s in range(args.warmup + args.steps):
+        if s == args.warmup:
+            cpu_begin = sample_cpu()
         t0 = time.perf_counter()
         lv, f, b, o = train_step(loss_fn, params, opt, tokens, targets, args.grad_clip)
         dt = time.perf_counter() - t0
@@ -312,6 +330,7 @@ def main():
         bw.append(b)
         op.append(o)
 
+    others_pct = others_cpu_pct(cpu_begin, sample_cpu())
     # Peak again after the steps; the better of the two (as train_step_bench).
     peak = max(peak, matmul_peak_gflops())
     mean = lambda xs: sum(xs) / len(xs)
@@ -344,6 +363,7 @@ def main():
         "forward_s": mean(fw),
         "backward_s": mean(bw),
         "optimizer_s": mean(op),
+        "other_processes_cpu_pct": others_pct,
         "loss_first": losses[0],
         "loss_last": losses[-1],
         "init_s": init_s,
@@ -366,6 +386,8 @@ def main():
     if fpt:
         print(f"  model      {model_tflops:.3f} TFLOP/s = {out['pct_of_peak']:.1f}% of the measured peak")
     print(f"  loss       {losses[0]:.4f} -> {losses[-1]:.4f}")
+    print(f"  other processes used {others_pct:.1f}% of the CPUs during the timed steps"
+          + (" (a shared machine: figures are low)" if others_pct > 5 else ""))
 
 
 if __name__ == "__main__":

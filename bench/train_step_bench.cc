@@ -9,6 +9,8 @@
 // over the flat buffer (no decay on norm weights). Warmup steps are run and
 // not timed. This is a benchmark: it prints figures and asserts no time.
 #include <fmt/format.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -40,6 +42,42 @@ double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// CPU seconds since boot: all CPUs busy (from /proc/stat), and this process.
+// Their difference over the timed steps is what other processes took from
+// the machine while we measured: a shared box shows up in the figures.
+struct CpuSample {
+  double system_busy_s = 0, system_total_s = 0, self_s = 0;
+};
+
+CpuSample sample_cpu() {
+  CpuSample c;
+  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+  if (FILE* f = std::fopen("/proc/stat", "r")) {
+    unsigned long long v[8] = {};
+    if (std::fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                    &v[6], &v[7]) == 8) {
+      unsigned long long total = 0;
+      for (auto x : v) total += x;
+      c.system_total_s = static_cast<double>(total) / tick;
+      c.system_busy_s = static_cast<double>(total - v[3] - v[4]) / tick;  // minus idle and iowait
+    }
+    std::fclose(f);
+  }
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  c.self_s = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+             1e-6 * static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+  return c;
+}
+
+// Percent of the machine's CPU time that other processes used between a and b.
+double others_cpu_pct(const CpuSample& a, const CpuSample& b) {
+  const double total = b.system_total_s - a.system_total_s;
+  if (total <= 0) return 0.0;
+  const double others = (b.system_busy_s - a.system_busy_s) - (b.self_s - a.self_s);
+  return std::max(0.0, 100.0 * others / total);
 }
 
 int fail(const sc::Status& status) {
@@ -128,7 +166,9 @@ int main(int argc, char** argv) {
   const int64_t flops_per_token = sc::model_flops_per_token(*config, seq_len);
 
   std::vector<double> step_s, forward_s, backward_s, optimizer_s, losses;
+  CpuSample cpu_begin;
   for (int64_t s = 0; s < warmup + steps; ++s) {
+    if (s == warmup) cpu_begin = sample_cpu();
     const auto t0 = Clock::now();
     model.zero_grads();
     auto sums = model.forward(tokens.data(), targets.data());
@@ -137,8 +177,7 @@ int main(int argc, char** argv) {
     model.backward(static_cast<float>(1.0 / static_cast<double>(sums->count)));
     const auto t2 = Clock::now();
     const double grad_norm = std::sqrt(sc::sum_of_squares(model.grads(), n, pool));
-    sc::clip_grad_norm(model.grads(), n, grad_norm, grad_clip, pool);
-    adamw.update(model.params(), model.grads(), lr, s + 1, pool);
+    adamw.update(model.params(), model.grads(), lr, s + 1, pool, sc::clip_coefficient(grad_norm, grad_clip));
     const auto t3 = Clock::now();
     const double loss = sums->loss_sum / static_cast<double>(sums->count);
     if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
@@ -154,6 +193,7 @@ int main(int argc, char** argv) {
     optimizer_s.push_back(std::chrono::duration<double>(t3 - t2).count());
   }
 
+  const double others_pct = others_cpu_pct(cpu_begin, sample_cpu());
   peak_gflops = std::max(peak_gflops, sc::measure_matmul_peak_gflops(pool));
 
   double total_s = 0;
@@ -189,6 +229,7 @@ int main(int argc, char** argv) {
       {"forward_s", mean(forward_s)},
       {"backward_s", mean(backward_s)},
       {"optimizer_s", mean(optimizer_s)},
+      {"other_processes_cpu_pct", others_pct},
       {"loss_first", losses.front()},
       {"loss_last", losses.back()},
       {"blas", blas},
@@ -212,5 +253,7 @@ int main(int argc, char** argv) {
   fmt::print("  tokens/s   {:.1f}\n", tokens_per_s);
   fmt::print("  model      {:.3f} TFLOP/s = {:.1f}% of the measured peak\n", model_tflops, pct_of_peak);
   fmt::print("  loss       {:.4f} -> {:.4f}\n", losses.front(), losses.back());
+  fmt::print("  other processes used {:.1f}% of the CPUs during the timed steps{}\n", others_pct,
+             others_pct > 5 ? " (a shared machine: figures are low)" : "");
   return 0;
 }

@@ -20,31 +20,42 @@ AdamW::AdamW(const AdamWConfig& config, std::vector<DecayRange> ranges, float* m
   std::fill(v_, v_ + size_, 0.0f);
 }
 
-void AdamW::update(float* params, const float* grads, double lr, int64_t step, ThreadPool& pool) const {
+namespace {
+struct AdamWStep {
+  float beta1, beta2, one_minus_beta1, one_minus_beta2, step_size, inv_sqrt_bias2, eps, decay, grad_scale;
+};
+
+// The per-element update, in a plain function with restrict pointers and its
+// constants by value, so the compiler vectorizes it (sqrt and division included).
+void adamw_elements(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v,
+                    size_t n, const AdamWStep k) {
+  for (size_t i = 0; i < n; ++i) {
+    const float gi = g[i] * k.grad_scale;
+    const float mi = k.beta1 * m[i] + k.one_minus_beta1 * gi;
+    const float vi = k.beta2 * v[i] + k.one_minus_beta2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i] * k.decay - k.step_size * mi / (std::sqrt(vi) * k.inv_sqrt_bias2 + k.eps);
+  }
+}
+}  // namespace
+
+void AdamW::update(float* params, const float* grads, double lr, int64_t step, ThreadPool& pool,
+                   float grad_scale) const {
   const double bias1 = 1.0 - std::pow(config_.beta1, static_cast<double>(step));
   const double bias2 = 1.0 - std::pow(config_.beta2, static_cast<double>(step));
-  const float step_size = static_cast<float>(lr / bias1);
-  const float inv_sqrt_bias2 = static_cast<float>(1.0 / std::sqrt(bias2));
-  const float beta1 = static_cast<float>(config_.beta1), beta2 = static_cast<float>(config_.beta2);
-  const float one_minus_beta1 = static_cast<float>(1.0 - config_.beta1);
-  const float one_minus_beta2 = static_cast<float>(1.0 - config_.beta2);
-  const float eps = static_cast<float>(config_.eps);
+  AdamWStep k{static_cast<float>(config_.beta1),       static_cast<float>(config_.beta2),
+              static_cast<float>(1.0 - config_.beta1), static_cast<float>(1.0 - config_.beta2),
+              static_cast<float>(lr / bias1),          static_cast<float>(1.0 / std::sqrt(bias2)),
+              static_cast<float>(config_.eps),         1.0f,
+              grad_scale};
   const float decay_factor = static_cast<float>(1.0 - lr * config_.weight_decay);
   for (const DecayRange& range : ranges_) {
     const size_t begin = std::min(range.begin, size_), end = std::min(range.end, size_);
     if (begin >= end) continue;
-    const float decay = range.decay ? decay_factor : 1.0f;
-    pool.parallel_for(end - begin, [&](size_t lo, size_t hi, size_t) {
-      float* p = params + begin;
-      const float* g = grads + begin;
-      float* m = m_ + begin;
-      float* v = v_ + begin;
-      for (size_t i = lo; i < hi; ++i) {
-        p[i] *= decay;
-        m[i] = beta1 * m[i] + one_minus_beta1 * g[i];
-        v[i] = beta2 * v[i] + one_minus_beta2 * g[i] * g[i];
-        p[i] -= step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bias2 + eps);
-      }
+    k.decay = range.decay ? decay_factor : 1.0f;
+    pool.parallel_for(end - begin, [&, k](size_t lo, size_t hi, size_t) {
+      adamw_elements(params + begin + lo, grads + begin + lo, m_ + begin + lo, v_ + begin + lo, hi - lo, k);
     });
   }
 }
@@ -61,15 +72,10 @@ double sum_of_squares(const float* grads, size_t size, ThreadPool& pool) {
   return total;
 }
 
-double clip_grad_norm(float* grads, size_t size, double norm, double max_norm, ThreadPool& pool) {
-  if (max_norm <= 0.0) return norm;
+float clip_coefficient(double norm, double max_norm) {
+  if (max_norm <= 0.0) return 1.0f;
   const double coef = max_norm / (norm + 1e-6);
-  if (coef >= 1.0) return norm;
-  const float scale = static_cast<float>(coef);
-  pool.parallel_for(size, [&](size_t lo, size_t hi, size_t) {
-    for (size_t i = lo; i < hi; ++i) grads[i] *= scale;
-  });
-  return norm;
+  return coef < 1.0 ? static_cast<float>(coef) : 1.0f;
 }
 
 }  // namespace sc

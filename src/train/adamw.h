@@ -37,8 +37,11 @@ class AdamW {
   // parameter slice; they are zeroed here.
   AdamW(const AdamWConfig& config, std::vector<DecayRange> ranges, float* m, float* v, size_t size);
 
-  // One update of params[0, size) from grads[0, size); `step` counts from 1.
-  void update(float* params, const float* grads, double lr, int64_t step, ThreadPool& pool) const;
+  // One update of params[0, size) from grads[0, size) · grad_scale (the
+  // clipping coefficient, applied here instead of in a pass of its own);
+  // `step` counts from 1.
+  void update(float* params, const float* grads, double lr, int64_t step, ThreadPool& pool,
+              float grad_scale = 1.0f) const;
 
   float* m() const { return m_; }
   float* v() const { return v_; }
@@ -58,9 +61,9 @@ class AdamW {
 // given thread count.
 double sum_of_squares(const float* grads, size_t size, ThreadPool& pool);
 
-// Scales grads so their global norm is at most max_norm (if max_norm > 0), as
-// clip_grad_norm_: coef = max_norm / (norm + 1e-6), applied only when < 1.
-// Returns the norm before clipping.
-double clip_grad_norm(float* grads, size_t size, double norm, double max_norm, ThreadPool& pool);
+// The factor clip_grad_norm_ scales gradients by so their global norm is at
+// most max_norm: max_norm / (norm + 1e-6) when that is below 1, else 1 (and 1
+// when max_norm <= 0, clipping off).
+float clip_coefficient(double norm, double max_norm);
 
 }  // namespace sc

@@ -276,10 +276,9 @@ Result<TrainSummary> Trainer::run() {
       return Status::internal("step {}: non-finite loss ({}) or gradient norm ({}); lower --lr", step_ + 1, loss,
                               grad_norm);
     }
-    clip_grad_norm(model_->grads(), model_->num_floats(), grad_norm, o_.grad_clip, *pool_);
     const double lr = schedule_.at(step_);
     ++step_;
-    adamw_->update(model_->params(), model_->grads(), lr, step_, *pool_);
+    adamw_->update(model_->params(), model_->grads(), lr, step_, *pool_, clip_coefficient(grad_norm, o_.grad_clip));
     tokens_seen_ += tokens_per_step;
     window_tokens += tokens_per_step;
 
