@@ -12,7 +12,8 @@
 # Builds train_step_bench if needed (CMake + Ninja in build-bench/). PyTorch
 # (Debian's python3-torch, for /usr/bin/python3; scripts/setup.sh --torch)
 # gets its fair best: OPENBLAS_CORETYPE=SkylakeX on AVX-512 CPUs (the
-# environment here says Haswell, which halves sgemm), jemalloc preloaded when
+# environment here says Haswell, which halves sgemm) and ATEN_CPU_CAPABILITY=avx512
+# (torch 1.13 picks AVX2 kernels on this CPU by itself), jemalloc preloaded when
 # installed, configured to keep freed pages for the next step (measured best
 # of several allocator settings, see bench/README.md),
 # OMP_WAIT_POLICY=PASSIVE, OMP_NUM_THREADS / OPENBLAS_NUM_THREADS = --threads.
@@ -122,7 +123,7 @@ FLOPS_PER_TOKEN=$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1
 # ---------------------------------------------------------------- PyTorch
 TORCH_ENV=(OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS")
 if grep -q -m1 -w avx512f /proc/cpuinfo; then
-  TORCH_ENV+=(OPENBLAS_CORETYPE=SkylakeX)
+  TORCH_ENV+=(OPENBLAS_CORETYPE=SkylakeX ATEN_CPU_CAPABILITY=avx512)
 fi
 JEMALLOC=""
 for lib in /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 /usr/lib/aarch64-linux-gnu/libjemalloc.so.2 \
