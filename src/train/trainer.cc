@@ -5,7 +5,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <numeric>
 
 #include "core/arena.h"
 #include "core/file_util.h"
@@ -22,6 +21,7 @@
 #include "train/checkpoint_dir.h"
 #include "train/loss_plot.h"
 #include "train/lr_schedule.h"
+#include "train/router_health.h"
 #include "train/train_options.h"
 
 namespace sc {
@@ -82,8 +82,7 @@ class Trainer {
   int64_t flops_per_token_ = 0;
   std::vector<LossPoint> train_history_, val_history_;
   std::string last_checkpoint_;
-  // Router health: steps in a row each (MoE layer, expert) got no tokens.
-  std::vector<std::vector<int64_t>> idle_steps_;
+  std::optional<RouterHealth> router_health_;
   static constexpr int64_t kRouterCollapseSteps = 50;
   double elapsed_before_s_ = 0;  // training time of earlier (resumed) segments
 };
@@ -122,7 +121,7 @@ Status Trainer::setup() {
   adamw_ = std::make_unique<AdamW>(AdamWConfig{o_.beta1, o_.beta2, 1e-8, o_.weight_decay},
                                    decay_ranges(model_->layout()), m, v, n);
   schedule_ = {o_.lr, o_.min_lr, o_.warmup_steps(), o_.steps};
-  idle_steps_.assign(model_->moe_stats().size(), std::vector<int64_t>(std::max<int64_t>(config_.num_experts, 0), 0));
+  router_health_.emplace(model_->moe_stats().size(), std::max<int64_t>(config_.num_experts, 0), kRouterCollapseSteps);
   inputs_.resize(static_cast<size_t>(o_.batch_size * o_.seq_len));
   targets_.resize(inputs_.size());
 
@@ -295,20 +294,8 @@ Result<TrainSummary> Trainer::run() {
     train_history_.push_back({static_cast<double>(step_), loss});
     std::string balance_text;
     if (moe_layers > 0) {
-      // Balance: the busiest expert's load over the mean load, worst layer (1.0 is perfect).
-      double balance = 0;
-      for (size_t l = 0; l < moe_layers; ++l) {
-        const auto& counts = expert_tokens[l];
-        const double mean = static_cast<double>(std::accumulate(counts.begin(), counts.end(), int64_t{0})) / counts.size();
-        balance = std::max(balance, static_cast<double>(*std::max_element(counts.begin(), counts.end())) / mean);
-        for (size_t e = 0; e < counts.size(); ++e) {
-          int64_t& idle = idle_steps_[l][e];
-          idle = counts[e] == 0 ? idle + 1 : 0;
-          if (idle == kRouterCollapseSteps) {
-            log_warn("router collapse? expert {} of MoE layer {} has had no tokens for {} steps", e, l, idle);
-          }
-        }
-      }
+      const double balance = RouterHealth::balance(expert_tokens);
+      for (const std::string& warning : router_health_->update(expert_tokens)) log_warn("{}", warning);
       metrics["aux_loss"] = aux_sum / static_cast<double>(o_.grad_accum);
       metrics["z_loss"] = z_sum / static_cast<double>(o_.grad_accum);
       metrics["expert_tokens"] = expert_tokens;
