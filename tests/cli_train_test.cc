@@ -204,6 +204,45 @@ TEST_F(TrainCli, MixtureOfExpertsTrainsResumesAndUsesMixtralNames) {
                            dir_->file("moe_interrupted/checkpoints/step_00000012/model.safetensors"));
 }
 
+TEST_F(TrainCli, TwoDataParallelRanksMatchOneRankWithTheSameGlobalBatch) {
+  // Real mpirun, 2 ranks of batch 2 against 1 process of batch 4: the same
+  // windows in each global batch (rank r reads windows r, r+2, ...), so the
+  // same loss curve up to the order of the sums.
+  train("one_rank", "--steps 6 --batch-size 4 --threads 1");
+  auto r = testing::run_command(fmt::format(
+      "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe --mca btl self,vader -np 2 "
+      "{} train --config {} --data {} --out {} --steps 6 --batch-size 2 --threads 1",
+      SUPERCLUSTER_BINARY, dir_->file("tiny.json"), dir_->file("data"), dir_->file("two_ranks")));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("data parallel: 2 ranks"), std::string::npos) << r.output;
+  size_t summaries = 0;
+  for (size_t at = r.output.find("trained to step"); at != std::string::npos; at = r.output.find("trained to step", at + 1)) ++summaries;
+  EXPECT_EQ(summaries, 1u) << "only rank 0 reports:\n" << r.output;
+  std::ifstream a(dir_->file("one_rank/metrics.jsonl")), b(dir_->file("two_ranks/metrics.jsonl"));
+  std::string la, lb;
+  int steps = 0;
+  while (std::getline(a, la) && std::getline(b, lb)) {
+    auto ja = nlohmann::json::parse(la), jb = nlohmann::json::parse(lb);
+    EXPECT_NEAR(ja["loss"].get<double>(), jb["loss"].get<double>(), 1e-5 * ja["loss"].get<double>()) << "step " << ja["step"];
+    EXPECT_NEAR(ja["grad_norm"].get<double>(), jb["grad_norm"].get<double>(), 1e-4 * ja["grad_norm"].get<double>());
+    ++steps;
+  }
+  EXPECT_EQ(steps, 6);
+}
+
+TEST_F(TrainCli, ARankThatFailsEndsTheJobWithItsMessage) {
+  // Both ranks fail the same way here (a vocab mismatch); the job must exit
+  // non-zero with a rank-tagged message instead of hanging.
+  auto r = testing::run_command(fmt::format(
+      "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 60 mpirun --oversubscribe --mca btl self,vader -np 2 "
+      "{} train --config grok-mini --data {} --out {} --steps 2",
+      SUPERCLUSTER_BINARY, dir_->file("data"), dir_->file("failing")));
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.exit_code, 124) << "the job hung:\n" << r.output;
+  EXPECT_NE(r.output.find("vocab size 400, expected 8192"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("of 2:"), std::string::npos) << r.output;
+}
+
 TEST_F(TrainCli, ResumeSkipsACorruptedNewestCheckpoint) {
   train("corrupt", "--steps 10");
   std::fstream f(dir_->file("corrupt/checkpoints/step_00000010/model.safetensors"),

@@ -59,7 +59,7 @@ CLI::App* add_train_command(CLI::App& root, CommandRunner* runner) {
       if (option->count() > 0) request.overrides[key] = all[key];
     }
     SC_ASSIGN_OR_RETURN(TrainSummary summary, run_training(request));
-    if (request.dry_run) return Status();
+    if (request.dry_run || !summary.reporting_rank) return Status();
     fmt::print("trained to step {}: train loss {:.4f}{}, {:.0f} tokens/s, MFU {:.1f}%\ncheckpoint {}\n",
                summary.last_step, summary.train_loss,
                summary.val_loss >= 0 ? fmt::format(", val loss {:.4f}", summary.val_loss) : "", summary.tokens_per_s,

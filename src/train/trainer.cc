@@ -12,6 +12,8 @@
 #include "core/progress.h"
 #include "core/thread_pool.h"
 #include "data/loader.h"
+#include "dist/communicator.h"
+#include "kernels/elementwise.h"
 #include "kernels/matmul.h"
 #include "kernels/peak.h"
 #include "model/model.h"
@@ -55,7 +57,8 @@ struct Clock {
 
 class Trainer {
  public:
-  Trainer(TrainOptions options, ModelConfig config) : o_(std::move(options)), config_(std::move(config)) {}
+  Trainer(TrainOptions options, ModelConfig config, std::unique_ptr<Communicator> comm)
+      : o_(std::move(options)), config_(std::move(config)), comm_(std::move(comm)) {}
 
   Status setup();
   Status resume_from(const CheckpointInfo& checkpoint);
@@ -69,6 +72,11 @@ class Trainer {
 
   TrainOptions o_;
   ModelConfig config_;
+  // Data parallelism: every rank holds the whole model, reads its own slice
+  // of the data, and gradients are summed over ranks (deterministic order)
+  // before the identical update on every rank. Rank 0 alone writes and prints.
+  std::unique_ptr<Communicator> comm_;
+  bool root() const { return comm_->rank() == 0; }
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<Model> model_;
   std::optional<DataLoader> train_data_, val_data_;
@@ -85,11 +93,14 @@ class Trainer {
   std::optional<RouterHealth> router_health_;
   static constexpr int64_t kRouterCollapseSteps = 50;
   double elapsed_before_s_ = 0;  // training time of earlier (resumed) segments
+  Clock run_clock_;              // this segment's training time
 };
 
 Status Trainer::setup() {
   SC_RETURN_IF_ERROR(o_.validate());
-  const size_t threads = o_.threads > 0 ? static_cast<size_t>(o_.threads) : default_thread_count();
+  // Ranks on one machine share its cores.
+  const size_t threads = o_.threads > 0 ? static_cast<size_t>(o_.threads)
+                                        : std::max<size_t>(1, default_thread_count() / static_cast<size_t>(comm_->size()));
   pool_ = std::make_unique<ThreadPool>(threads);
   blas_init_single_threaded();
 
@@ -97,12 +108,16 @@ Status Trainer::setup() {
   LoaderOptions train_options{.batch_size = static_cast<uint32_t>(o_.batch_size),
                               .seq_len = static_cast<uint32_t>(o_.seq_len),
                               .seed = o_.seed,
+                              .rank = static_cast<uint32_t>(comm_->rank()),
+                              .world_size = static_cast<uint32_t>(comm_->size()),
                               .expected_vocab_size = vocab};
   auto train = DataLoader::open(o_.data_dir, "train", train_options);
   if (!train.ok()) return train.status().with_context("training data");
   train_data_.emplace(std::move(train).value());
   LoaderOptions val_options = train_options;
   val_options.shuffle = false;
+  val_options.rank = 0;  // every rank evaluates the same batches, so all agree on the val loss
+  val_options.world_size = 1;
   auto val = DataLoader::open(o_.data_dir, "val", val_options);
   if (val.ok()) {
     val_data_.emplace(std::move(val).value());
@@ -145,7 +160,11 @@ Status Trainer::setup() {
            o_.batch_size, o_.seq_len, o_.grad_accum, o_.batch_size * o_.seq_len * o_.grad_accum);
   log_info("{} threads; {}; MFU is against the best measured fp32 sgemm peak of this CPU, {:.0f} GFLOP/s", threads,
            blas_description(), peak_gflops_);
-  return ensure_writable_directory(o_.out_dir);
+  if (comm_->size() > 1) {
+    log_info("data parallel: {} ranks ({}), global batch {} tokens per step", comm_->size(), comm_->backend_name(),
+             o_.batch_size * o_.seq_len * o_.grad_accum * comm_->size());
+  }
+  return root() ? ensure_writable_directory(o_.out_dir) : Status();
 }
 
 Status Trainer::resume_from(const CheckpointInfo& checkpoint) {
@@ -175,7 +194,7 @@ Status Trainer::resume_from(const CheckpointInfo& checkpoint) {
     if (j.contains("loss")) train_history_.push_back({j["step"].get<double>(), j["loss"].get<double>()});
     if (j.contains("val_loss")) val_history_.push_back({j["step"].get<double>(), j["val_loss"].get<double>()});
   }
-  SC_RETURN_IF_ERROR(write_file_atomic(o_.out_dir + "/metrics.jsonl", kept));
+  if (root()) SC_RETURN_IF_ERROR(write_file_atomic(o_.out_dir + "/metrics.jsonl", kept));
   last_checkpoint_ = dir;
   log_info("resumed from {} at step {}", dir, step_);
   return Status();
@@ -199,6 +218,8 @@ Result<double> Trainer::evaluate() {
 }
 
 Status Trainer::save_checkpoint() {
+  // Every rank holds the same weights and moments; rank 0 writes them.
+  if (!root()) return Status();
   const std::string checkpoints = o_.out_dir + "/checkpoints";
   const Clock clock;
   SC_RETURN_IF_ERROR(commit_checkpoint(checkpoints, step_, [&](const std::string& dir) -> Status {
@@ -216,7 +237,7 @@ Status Trainer::save_checkpoint() {
     }
     nlohmann::json state = {{"step", step_},
                             {"tokens_seen", tokens_seen_},
-                            {"elapsed_s", elapsed_before_s_},
+                            {"elapsed_s", elapsed_before_s_ + run_clock_.seconds()},
                             {"options", o_.to_json()},
                             {"rng", {{"kind", "counter"}, {"seed", o_.seed}}},
                             {"data_cursor", train_data_->cursor().to_json()}};
@@ -228,6 +249,7 @@ Status Trainer::save_checkpoint() {
 }
 
 Status Trainer::write_metrics_line(const nlohmann::json& line) {
+  if (!root()) return Status();
   std::ofstream out(o_.out_dir + "/metrics.jsonl", std::ios::app);
   out << line.dump() << "\n";
   if (!out) return Status::io_error("{}/metrics.jsonl: write failed", o_.out_dir);
@@ -235,15 +257,18 @@ Status Trainer::write_metrics_line(const nlohmann::json& line) {
 }
 
 Status Trainer::write_loss_plot() {
+  if (!root()) return Status();
   return write_file_atomic(o_.out_dir + "/loss.svg",
                            render_loss_svg(train_history_, val_history_, fmt::format("{} on {}", o_.config, o_.data_dir)));
 }
 
 Result<TrainSummary> Trainer::run() {
-  if (step_ == 0) SC_RETURN_IF_ERROR(write_file_atomic(o_.out_dir + "/metrics.jsonl", ""));
+  if (step_ == 0 && root()) SC_RETURN_IF_ERROR(write_file_atomic(o_.out_dir + "/metrics.jsonl", ""));
   const int64_t last_step = o_.stop_at_step > 0 ? o_.stop_at_step : o_.steps;
-  const double tokens_per_step = static_cast<double>(o_.batch_size * o_.seq_len * o_.grad_accum);
-  const Clock clock;
+  const double tokens_per_step = static_cast<double>(o_.batch_size * o_.seq_len * o_.grad_accum * comm_->size());
+  constexpr CollectiveTimeout kCollectiveTimeout{std::chrono::minutes(10)};
+  run_clock_ = Clock();
+  const Clock& clock = run_clock_;
   ProgressLine progress(0.2);
   double last_plain_line_s = -1e9, window_start_s = 0, window_tokens = 0, tokens_per_s = 0, mfu = 0;
   double last_val = val_history_.empty() ? -1.0 : val_history_.back().loss;
@@ -269,7 +294,22 @@ Result<TrainSummary> Trainer::run() {
       }
       model_->backward(static_cast<float>(1.0 / (static_cast<double>(sums.count) * o_.grad_accum)));
     }
-    const double loss = loss_sum / static_cast<double>(o_.grad_accum);
+    double loss = loss_sum / static_cast<double>(o_.grad_accum);
+    // The time limit is decided together: one rank stopping alone would leave
+    // the others waiting in the next collective.
+    bool time_up = o_.time_limit_min > 0 && clock.seconds() >= o_.time_limit_min * 60.0;
+    if (comm_->size() > 1) {
+      const float inv_ranks = 1.0f / static_cast<float>(comm_->size());
+      SC_RETURN_IF_ERROR(comm_->all_reduce({model_->grads(), model_->num_floats()}, kCollectiveTimeout));
+      scale_inplace(*pool_, model_->grads(), inv_ranks, model_->num_floats());
+      float shared[4] = {static_cast<float>(loss), static_cast<float>(aux_sum), static_cast<float>(z_sum),
+                         time_up ? 1.0f : 0.0f};
+      SC_RETURN_IF_ERROR(comm_->all_reduce(shared, kCollectiveTimeout));
+      loss = shared[0] * inv_ranks;
+      aux_sum = shared[1] * inv_ranks;
+      z_sum = shared[2] * inv_ranks;
+      time_up = shared[3] > 0;
+    }
     const double grad_norm = std::sqrt(sum_of_squares(model_->grads(), model_->num_floats(), *pool_));
     if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
       return Status::internal("step {}: non-finite loss ({}) or gradient norm ({}); lower --lr", step_ + 1, loss,
@@ -304,7 +344,6 @@ Result<TrainSummary> Trainer::run() {
       balance_text = fmt::format(" | balance {:.2f}", balance);
     }
 
-    const bool time_up = o_.time_limit_min > 0 && now >= o_.time_limit_min * 60.0;
     const bool final_step = step_ == last_step || time_up;
     if ((o_.eval_every > 0 && step_ % o_.eval_every == 0) || final_step) {
       SC_ASSIGN_OR_RETURN(last_val, evaluate());
@@ -321,7 +360,9 @@ Result<TrainSummary> Trainer::run() {
         "step {:>{}}/{} | loss {:.4f} | val {} | lr {:.2e}{} | {} tok/s | MFU {:.1f}% | ETA {}", step_,
         std::to_string(o_.steps).size(), o_.steps, loss, last_val >= 0 ? fmt::format("{:.4f}", last_val) : "  -   ",
         lr, balance_text, format_count(tokens_per_s), 100.0 * mfu, format_duration(eta));
-    if (stderr_is_terminal()) {
+    if (!root()) {
+      // Only rank 0 reports.
+    } else if (stderr_is_terminal()) {
       if (progress.due() || final_step || metrics.contains("val_loss")) progress.show(line);
     } else if (now - last_plain_line_s >= 10.0 || final_step || metrics.contains("val_loss")) {
       std::fprintf(stderr, "%s\n", line.c_str());
@@ -329,7 +370,6 @@ Result<TrainSummary> Trainer::run() {
     }
 
     if ((o_.checkpoint_every > 0 && step_ % o_.checkpoint_every == 0) || final_step) {
-      elapsed_before_s_ += clock.seconds() - (elapsed_before_s_ > 0 ? 0 : 0);
       SC_RETURN_IF_ERROR(save_checkpoint());
     }
     if (time_up && step_ < last_step) {
@@ -349,6 +389,7 @@ Result<TrainSummary> Trainer::run() {
   summary.tokens_per_s = (tokens_seen_ - first_step * tokens_per_step) / std::max(1e-9, clock.seconds());
   summary.mfu = summary.tokens_per_s * static_cast<double>(flops_per_token_) / (peak_gflops_ * 1e9);
   summary.checkpoint = last_checkpoint_;
+  summary.reporting_rank = root();
   return summary;
 }
 
@@ -403,10 +444,19 @@ Result<TrainSummary> run_training(const TrainRequest& request) {
                              options.out_dir);
     }
   }
-  Trainer trainer(options, config);
-  SC_RETURN_IF_ERROR(trainer.setup());
-  if (checkpoint) SC_RETURN_IF_ERROR(trainer.resume_from(*checkpoint));
-  return trainer.run();
+  SC_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, make_communicator());
+  Communicator* comm_view = comm.get();
+  if (comm->rank() != 0) set_log_level(LogLevel::kWarn);
+  Trainer trainer(options, config, std::move(comm));
+  auto result = [&]() -> Result<TrainSummary> {
+    SC_RETURN_IF_ERROR(trainer.setup());
+    if (checkpoint) SC_RETURN_IF_ERROR(trainer.resume_from(*checkpoint));
+    return trainer.run();
+  }();
+  // One rank's error ends the whole job with that rank's message, instead of
+  // leaving the others waiting in a collective.
+  if (!result.ok() && comm_view->size() > 1) (void)comm_view->abort_job(result.status().message());
+  return result;
 }
 
 }  // namespace sc

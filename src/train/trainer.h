@@ -22,6 +22,7 @@ struct TrainSummary {
   double tokens_per_s = 0;
   double mfu = 0;
   std::string checkpoint;  // the last checkpoint written
+  bool reporting_rank = true;  // rank 0 (or a single process): the one that prints
 };
 
 Result<TrainSummary> run_training(const TrainRequest& request);
