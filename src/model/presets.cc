@@ -86,25 +86,15 @@ Json grok_mini_moe() {
 // Our own small Llama-style model, grok-mini's shape with every Grok option
 // off: SwiGLU, no sandwich, no softcap, multipliers 1, untied.
 Json llama_mini() {
-  return {
-      {"model_type", "llama"},
-      {"vocab_size", 8192},
-      {"hidden_size", 384},
-      {"num_hidden_layers", 6},
-      {"num_attention_heads", 6},
-      {"num_key_value_heads", 2},
-      {"head_dim", 64},
-      {"intermediate_size", 1024},
-      {"rms_norm_eps", 1e-5},
-      {"rope_theta", 10000.0},
-      {"max_position_embeddings", 1024},
-      {"tie_word_embeddings", false},
-      {"hidden_act", "silu"},
-      {"attn_logit_softcapping", nullptr},
-      {"sandwich_norm", false},
-      {"embedding_multiplier_scale", 1.0},
-      {"output_multiplier_scale", 1.0},
-  };
+  Json json = grok_mini();
+  json["model_type"] = "llama";
+  json["tie_word_embeddings"] = false;
+  json["hidden_act"] = "silu";
+  json["attn_logit_softcapping"] = nullptr;
+  json["sandwich_norm"] = false;
+  json["embedding_multiplier_scale"] = 1.0;
+  json["output_multiplier_scale"] = 1.0;
+  return json;
 }
 
 // Llama 2 7B, from meta-llama/Llama-2-7b-hf config.json.
