@@ -1,5 +1,7 @@
 #include "train/adamw.h"
 
+#include "kernels/elementwise.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -61,15 +63,12 @@ void AdamW::update(float* params, const float* grads, double lr, int64_t step, T
 }
 
 double sum_of_squares(const float* grads, size_t size, ThreadPool& pool) {
-  std::vector<double> partial(pool.num_threads(), 0.0);
-  pool.parallel_for(size, [&](size_t lo, size_t hi, size_t thread) {
-    double sum = 0.0;
-    for (size_t i = lo; i < hi; ++i) sum += static_cast<double>(grads[i]) * grads[i];
-    partial[thread] = sum;
-  });
-  double total = 0.0;
-  for (double p : partial) total += p;
-  return total;
+  // The kernel sums fixed chunks in a fixed order (16 double lanes each), so
+  // the norm is the same for any thread count; its scratch is kept between
+  // steps so the step allocates nothing.
+  thread_local std::vector<double> scratch;
+  scratch.resize(sum_squares_scratch_doubles(size));
+  return sum_squares(pool, grads, size, scratch.data());
 }
 
 float clip_coefficient(double norm, double max_norm) {

@@ -57,8 +57,7 @@ class AdamW {
 };
 
 // Sum of squares of grads[0, size), accumulated in double in a fixed order
-// (per-thread partial sums reduced in thread order): deterministic for a
-// given thread count.
+// that does not depend on the thread count (kernels/elementwise.h).
 double sum_of_squares(const float* grads, size_t size, ThreadPool& pool);
 
 // The factor clip_grad_norm_ scales gradients by so their global norm is at
