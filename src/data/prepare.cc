@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "core/file_util.h"
+#include "core/human_format.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/thread_pool.h"
@@ -19,19 +20,6 @@ namespace fs = std::filesystem;
 namespace {
 
 double now_s() { return seconds_since_start(); }
-
-std::string human_bytes(double bytes) {
-  if (bytes >= 1e9) return fmt::format("{:.2f} GB", bytes / 1e9);
-  if (bytes >= 1e6) return fmt::format("{:.1f} MB", bytes / 1e6);
-  return fmt::format("{:.0f} kB", bytes / 1e3);
-}
-
-std::string human_count(double n) {
-  if (n >= 1e9) return fmt::format("{:.2f}B", n / 1e9);
-  if (n >= 1e6) return fmt::format("{:.2f}M", n / 1e6);
-  if (n >= 1e3) return fmt::format("{:.1f}k", n / 1e3);
-  return fmt::format("{:.0f}", n);
-}
 
 // SentencePiece skips training sentences longer than its limit, so long
 // documents are cut at line breaks into pieces that fit.

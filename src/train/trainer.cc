@@ -8,6 +8,7 @@
 
 #include "core/arena.h"
 #include "core/file_util.h"
+#include "core/human_format.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/thread_pool.h"
@@ -34,21 +35,6 @@ namespace {
 // Options that must not change across a resume, or the continued run would
 // not be the run that was checkpointed.
 constexpr const char* kFixedOnResume[] = {"batch_size", "seq_len", "grad_accum", "seed", "data_dir"};
-
-std::string format_duration(double seconds) {
-  if (!std::isfinite(seconds) || seconds < 0) return "?";
-  const int64_t s = static_cast<int64_t>(seconds + 0.5);
-  if (s >= 3600) return fmt::format("{}h{:02d}m", s / 3600, (s % 3600) / 60);
-  if (s >= 60) return fmt::format("{}m{:02d}s", s / 60, s % 60);
-  return fmt::format("{}s", s);
-}
-
-std::string format_count(double n) {
-  if (n >= 1e9) return fmt::format("{:.2f}B", n / 1e9);
-  if (n >= 1e6) return fmt::format("{:.2f}M", n / 1e6);
-  if (n >= 1e3) return fmt::format("{:.1f}k", n / 1e3);
-  return fmt::format("{:.0f}", n);
-}
 
 struct Clock {
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
@@ -144,9 +130,9 @@ Status Trainer::setup() {
   flops_per_token_ = model_flops_per_token(config_, o_.seq_len);
   peak_gflops_ = matmul_peak_gflops(*pool_);
   log_info("model {}: {} parameters{}, {} layers, hidden {}, vocab {}; {:.1f} MFLOP per token (6N + attention)",
-           o_.config, format_count(static_cast<double>(counts.total)),
+           o_.config, human_count(static_cast<double>(counts.total)),
            config_.is_moe() ? fmt::format(" ({} active per token, {} experts top-{})",
-                                          format_count(static_cast<double>(counts.active)), config_.num_experts,
+                                          human_count(static_cast<double>(counts.active)), config_.num_experts,
                                           config_.num_experts_per_tok)
                             : "",
            config_.num_hidden_layers,
@@ -155,8 +141,8 @@ Status Trainer::setup() {
            static_cast<double>(2 * n * 4) / 1e6, static_cast<double>(2 * n * 4) / 1e6,
            static_cast<double>(model_->activation_bytes()) / 1e6);
   log_info("data: {} train tokens{}; batch {} x {} x {} accum = {} tokens per step",
-           format_count(static_cast<double>(train_data_->total_tokens())),
-           val_data_ ? fmt::format(", {} val tokens", format_count(static_cast<double>(val_data_->total_tokens()))) : "",
+           human_count(static_cast<double>(train_data_->total_tokens())),
+           val_data_ ? fmt::format(", {} val tokens", human_count(static_cast<double>(val_data_->total_tokens()))) : "",
            o_.batch_size, o_.seq_len, o_.grad_accum, o_.batch_size * o_.seq_len * o_.grad_accum);
   log_info("{} threads; {}; MFU is against the best measured fp32 sgemm peak of this CPU, {:.0f} GFLOP/s", threads,
            blas_description(), peak_gflops_);
@@ -359,7 +345,7 @@ Result<TrainSummary> Trainer::run() {
     const std::string line = fmt::format(
         "step {:>{}}/{} | loss {:.4f} | val {} | lr {:.2e}{} | {} tok/s | MFU {:.1f}% | ETA {}", step_,
         std::to_string(o_.steps).size(), o_.steps, loss, last_val >= 0 ? fmt::format("{:.4f}", last_val) : "  -   ",
-        lr, balance_text, format_count(tokens_per_s), 100.0 * mfu, format_duration(eta));
+        lr, balance_text, human_count(tokens_per_s), 100.0 * mfu, human_duration(eta));
     if (!root()) {
       // Only rank 0 reports.
     } else if (stderr_is_terminal()) {
