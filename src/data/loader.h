@@ -51,6 +51,11 @@ class DataLoader {
 
   LoaderCursor cursor() const;
   Status restore(const LoaderCursor& cursor);
+  // Back to the first batch of epoch 0 (evaluation reads the same batches each time).
+  void rewind() {
+    epoch_ = 0;
+    position_ = 0;
+  }
 
   // The global window index that this rank's sequence holds at (epoch, position).
   uint64_t window_at(uint64_t epoch, uint64_t position) const;

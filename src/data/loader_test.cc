@@ -107,6 +107,8 @@ TEST(DataLoader, SavedCursorResumesTheSameSequence) {
   nlohmann::json saved = first.cursor().to_json();
   auto cursor = LoaderCursor::from_json(nlohmann::json::parse(saved.dump()));
   ASSERT_TRUE(cursor.ok());
+  first.rewind();
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(next(first), expected[i]) << "after rewind, batch " << i;
   DataLoader resumed = open_loader(dir.path(), options);
   ASSERT_TRUE(resumed.restore(*cursor).ok());
   for (int i = 57; i < 100; ++i) ASSERT_EQ(next(resumed), expected[i]) << "batch " << i;

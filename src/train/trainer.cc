@@ -188,8 +188,7 @@ Status Trainer::resume_from(const CheckpointInfo& checkpoint) {
 
 Result<double> Trainer::evaluate() {
   if (!val_data_) return -1.0;
-  SC_RETURN_IF_ERROR(val_data_->restore({0, 0, val_data_->cursor().data_fingerprint, val_data_->cursor().seq_len,
-                                         val_data_->cursor().world_size}));
+  val_data_->rewind();
   const uint64_t batches = std::max<uint64_t>(
       1, std::min<uint64_t>(static_cast<uint64_t>(o_.eval_batches), val_data_->windows_per_rank() / o_.batch_size));
   double loss_sum = 0;
