@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "core/log.h"
 #include "core/rng.h"
 #include "kernels/elementwise.h"
 #include "kernels/embedding.h"
@@ -26,7 +27,7 @@ Result<std::string> resolve_checkpoint(const std::string& path) {
   const std::string checkpoints = fs::exists(fs::path(path) / "checkpoints") ? path + "/checkpoints" : path;
   std::vector<std::string> skipped;
   auto found = find_latest_valid_checkpoint(checkpoints, &skipped);
-  for (const auto& why : skipped) fmt::print(stderr, "skipping checkpoint: {}\n", why);
+  for (const auto& why : skipped) log_warn("skipping checkpoint: {}", why);
   if (!found.ok()) return Status::not_found("{}: holds no valid checkpoint", path);
   return found->path;
 }
