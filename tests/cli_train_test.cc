@@ -9,62 +9,11 @@
 #include "model/weights_io.h"
 #include "serve/generator.h"
 #include "test_util.h"
+#include "train_cli_fixture.h"
 
 namespace sc {
 namespace {
 namespace fs = std::filesystem;
-
-const char* kTinyConfig = R"({
-  "model_type": "grok-1", "vocab_size": 400, "hidden_size": 32, "num_hidden_layers": 2,
-  "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8, "intermediate_size": 64,
-  "max_position_embeddings": 64, "hidden_act": "gelu_pytorch_tanh", "tie_word_embeddings": true,
-  "sandwich_norm": true, "attn_logit_softcapping": 30.0, "embedding_multiplier_scale": 78.38367176906169,
-  "output_multiplier_scale": 0.5773502691896257,
-  "training": {"batch_size": 4, "seq_len": 32, "lr": 0.003, "eval_every": 5, "eval_batches": 2,
-               "checkpoint_every": 5, "threads": 2}
-})";
-
-class TrainCli : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    dir_ = new testing::TempDir();
-    testing::write_text(dir_->file("corpus.txt"), [] {
-      std::string fortunes, text = testing::multilingual_text(30);
-      for (size_t pos = 0; pos < text.size();) {
-        size_t end = text.find('\n', pos);
-        fortunes += text.substr(pos, end - pos) + "\n%\n";
-        pos = end + 1;
-      }
-      return fortunes;
-    }());
-    testing::write_text(dir_->file("tiny.json"), kTinyConfig);
-    auto r = testing::run_supercluster(fmt::format("prepare --input {} --out {} --vocab-size 400 --val-fraction 0.2",
-                                                   dir_->file("corpus.txt"), dir_->file("data")));
-    ASSERT_EQ(r.exit_code, 0) << r.output;
-  }
-  static void TearDownTestSuite() { delete dir_; }
-  static std::string train(const std::string& out, const std::string& extra) {
-    auto r = testing::run_supercluster(fmt::format("train --config {} --data {} --out {} {}", dir_->file("tiny.json"),
-                                                   dir_->file("data"), dir_->file(out), extra));
-    EXPECT_EQ(r.exit_code, 0) << r.output;
-    return r.output;
-  }
-  static testing::TempDir* dir_;
-};
-testing::TempDir* TrainCli::dir_ = nullptr;
-
-void expect_identical_tensors(const std::string& a_path, const std::string& b_path) {
-  auto a = SafetensorsFile::open(a_path);
-  auto b = SafetensorsFile::open(b_path);
-  ASSERT_TRUE(a.ok() && b.ok());
-  ASSERT_EQ(a->tensors().size(), b->tensors().size());
-  for (const TensorView& t : a->tensors()) {
-    const TensorView* u = b->find(t.name);
-    ASSERT_NE(u, nullptr) << t.name;
-    ASSERT_EQ(t.size_bytes, u->size_bytes) << t.name;
-    EXPECT_EQ(std::memcmp(t.data, u->data, t.size_bytes), 0) << t.name << " differs";
-  }
-}
 
 TEST_F(TrainCli, TrainsWritesMetricsPlotAndCheckpoints) {
   std::string output = train("run", "--steps 20");
@@ -84,7 +33,7 @@ TEST_F(TrainCli, TrainsWritesMetricsPlotAndCheckpoints) {
   EXPECT_EQ(svg.rfind("<svg", 0), 0u);
   EXPECT_NE(svg.find("validation"), std::string::npos);
   EXPECT_EQ(testing::read_text(dir_->file("run/checkpoints/latest")), "step_00000020\n");
-  for (const char* f : {"model.safetensors", "optimizer.safetensors", "config.json", "tokenizer.model",
+  for (const char* f : {"model.safetensors", "optimizer-00000-of-00001.safetensors", "config.json", "tokenizer.model",
                         "trainer_state.json", "manifest.json"}) {
     EXPECT_TRUE(fs::exists(dir_->file(std::string("run/checkpoints/step_00000020/") + f))) << f;
   }
@@ -110,8 +59,8 @@ TEST_F(TrainCli, ResumedRunIsBitIdenticalToUninterrupted) {
   EXPECT_NE(r.output.find("resumed from"), std::string::npos) << r.output;
   expect_identical_tensors(dir_->file("straight/checkpoints/step_00000020/model.safetensors"),
                            dir_->file("interrupted/checkpoints/step_00000020/model.safetensors"));
-  expect_identical_tensors(dir_->file("straight/checkpoints/step_00000020/optimizer.safetensors"),
-                           dir_->file("interrupted/checkpoints/step_00000020/optimizer.safetensors"));
+  expect_identical_tensors(dir_->file("straight/checkpoints/step_00000020/optimizer-00000-of-00001.safetensors"),
+                           dir_->file("interrupted/checkpoints/step_00000020/optimizer-00000-of-00001.safetensors"));
   // The metrics of both runs agree line for line (timings aside).
   std::ifstream a(dir_->file("straight/metrics.jsonl")), b(dir_->file("interrupted/metrics.jsonl"));
   std::string la, lb;
@@ -202,45 +151,6 @@ TEST_F(TrainCli, MixtureOfExpertsTrainsResumesAndUsesMixtralNames) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_identical_tensors(dir_->file("moe/checkpoints/step_00000012/model.safetensors"),
                            dir_->file("moe_interrupted/checkpoints/step_00000012/model.safetensors"));
-}
-
-TEST_F(TrainCli, TwoDataParallelRanksMatchOneRankWithTheSameGlobalBatch) {
-  // Real mpirun, 2 ranks of batch 2 against 1 process of batch 4: the same
-  // windows in each global batch (rank r reads windows r, r+2, ...), so the
-  // same loss curve up to the order of the sums.
-  train("one_rank", "--steps 6 --batch-size 4 --threads 1");
-  auto r = testing::run_command(fmt::format(
-      "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe --mca btl self,vader -np 2 "
-      "{} train --config {} --data {} --out {} --steps 6 --batch-size 2 --threads 1",
-      SUPERCLUSTER_BINARY, dir_->file("tiny.json"), dir_->file("data"), dir_->file("two_ranks")));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("data parallel: 2 ranks"), std::string::npos) << r.output;
-  size_t summaries = 0;
-  for (size_t at = r.output.find("trained to step"); at != std::string::npos; at = r.output.find("trained to step", at + 1)) ++summaries;
-  EXPECT_EQ(summaries, 1u) << "only rank 0 reports:\n" << r.output;
-  std::ifstream a(dir_->file("one_rank/metrics.jsonl")), b(dir_->file("two_ranks/metrics.jsonl"));
-  std::string la, lb;
-  int steps = 0;
-  while (std::getline(a, la) && std::getline(b, lb)) {
-    auto ja = nlohmann::json::parse(la), jb = nlohmann::json::parse(lb);
-    EXPECT_NEAR(ja["loss"].get<double>(), jb["loss"].get<double>(), 1e-5 * ja["loss"].get<double>()) << "step " << ja["step"];
-    EXPECT_NEAR(ja["grad_norm"].get<double>(), jb["grad_norm"].get<double>(), 1e-4 * ja["grad_norm"].get<double>());
-    ++steps;
-  }
-  EXPECT_EQ(steps, 6);
-}
-
-TEST_F(TrainCli, ARankThatFailsEndsTheJobWithItsMessage) {
-  // Both ranks fail the same way here (a vocab mismatch); the job must exit
-  // non-zero with a rank-tagged message instead of hanging.
-  auto r = testing::run_command(fmt::format(
-      "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 60 mpirun --oversubscribe --mca btl self,vader -np 2 "
-      "{} train --config grok-mini --data {} --out {} --steps 2",
-      SUPERCLUSTER_BINARY, dir_->file("data"), dir_->file("failing")));
-  EXPECT_NE(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.exit_code, 124) << "the job hung:\n" << r.output;
-  EXPECT_NE(r.output.find("vocab size 400, expected 8192"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("of 2:"), std::string::npos) << r.output;
 }
 
 TEST_F(TrainCli, ResumeSkipsACorruptedNewestCheckpoint) {

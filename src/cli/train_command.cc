@@ -31,7 +31,11 @@ CLI::App* add_train_command(CLI::App& root, CommandRunner* runner) {
   add("--stop-at-step", &v.stop_at_step, "Stop early at this step without changing the schedule");
   add("--batch-size", &v.batch_size, "Sequences per micro-batch (default 8)");
   add("--seq-len", &v.seq_len, "Tokens per sequence (default 256)");
-  add("--grad-accum", &v.grad_accum, "Micro-batches per optimizer step (default 1)");
+  add("--grad-accum", &v.grad_accum, "Micro-batches per optimizer step on each rank (default 1)");
+  add("--global-batch", &v.global_batch,
+      "Sequences per optimizer step over all ranks; sets --grad-accum to global / (batch-size x ranks), so the "
+      "run's batch stays the same on any number of ranks (default: batch-size x grad-accum x ranks)");
+  add("--bucket-mb", &v.bucket_mb, "Data parallelism: MB of gradients per reduce-scatter bucket (default 16)");
   add("--lr", &v.lr, "Peak learning rate (default 1e-3)");
   add("--min-lr", &v.min_lr, "Learning rate at the end of the cosine decay (default 1e-4)");
   add("--warmup", &v.warmup, "Linear warmup steps (default: 5% of --steps, at most 200)");

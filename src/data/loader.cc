@@ -13,13 +13,14 @@ nlohmann::json LoaderCursor::to_json() const {
   return {{"epoch", epoch},
           {"position", position},
           {"data_fingerprint", data_fingerprint},
-          {"seq_len", seq_len},
-          {"world_size", world_size}};
+          {"seq_len", seq_len}};
 }
 
 Result<LoaderCursor> LoaderCursor::from_json(const nlohmann::json& j) {
   LoaderCursor c;
-  for (const char* key : {"epoch", "position", "data_fingerprint", "seq_len", "world_size"}) {
+  // (Cursors written before the sequence became rank-independent also carry
+  // "world_size"; it is ignored.)
+  for (const char* key : {"epoch", "position", "data_fingerprint", "seq_len"}) {
     if (!j.contains(key) || !j[key].is_number_unsigned()) {
       return Status::invalid("data cursor: field '{}' missing or not an unsigned integer", key);
     }
@@ -28,16 +29,12 @@ Result<LoaderCursor> LoaderCursor::from_json(const nlohmann::json& j) {
   c.position = j["position"].get<uint64_t>();
   c.data_fingerprint = j["data_fingerprint"].get<uint64_t>();
   c.seq_len = j["seq_len"].get<uint32_t>();
-  c.world_size = j["world_size"].get<uint32_t>();
   return c;
 }
 
 Result<DataLoader> DataLoader::open(const std::string& dir, const std::string& split, const LoaderOptions& options) {
   if (options.batch_size == 0 || options.seq_len == 0) {
     return Status::invalid("data loader: batch size and sequence length must be positive");
-  }
-  if (options.world_size == 0 || options.rank >= options.world_size) {
-    return Status::invalid("data loader: rank {} is not in a world of {} ranks", options.rank, options.world_size);
   }
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return Status::not_found("{}: data directory does not exist", dir);
@@ -67,20 +64,18 @@ Result<DataLoader> DataLoader::open(const std::string& dir, const std::string& s
   loader.fingerprint_ = checksum64(checksums.data(), checksums.size() * sizeof(uint64_t));
   const uint64_t total = loader.prefix_tokens_.back();
   loader.total_windows_ = total > 0 ? (total - 1) / options.seq_len : 0;
-  loader.windows_per_rank_ = loader.total_windows_ / options.world_size;
-  if (loader.windows_per_rank_ == 0) {
-    return Status::invalid("{}: split '{}' has {} tokens, too few for one window of {}+1 tokens per rank on {} ranks",
-                           dir, split, total, options.seq_len, options.world_size);
+  if (loader.total_windows_ == 0) {
+    return Status::invalid("{}: split '{}' has {} tokens, too few for one window of {}+1 tokens", dir, split, total,
+                           options.seq_len);
   }
   loader.window_buffer_.resize(options.seq_len + 1);
   return loader;
 }
 
 uint64_t DataLoader::window_at(uint64_t epoch, uint64_t position) const {
-  const uint64_t slot = position * options_.world_size + options_.rank;
-  if (!options_.shuffle) return slot;
+  if (!options_.shuffle) return position;
   IndexPermutation permutation(total_windows_, mix64(options_.seed) ^ mix64(epoch + 0x5EED));
-  return permutation(slot);
+  return permutation(position);
 }
 
 void DataLoader::copy_tokens(uint64_t global_start, size_t count, uint32_t* out) const {
@@ -99,22 +94,29 @@ void DataLoader::copy_tokens(uint64_t global_start, size_t count, uint32_t* out)
   }
 }
 
-void DataLoader::next_batch(uint32_t* inputs, uint32_t* targets) {
+void DataLoader::read_batch_at(uint64_t offset, uint32_t* inputs, uint32_t* targets) {
   const uint32_t T = options_.seq_len;
   for (uint32_t b = 0; b < options_.batch_size; ++b) {
-    if (position_ == windows_per_rank_) {
-      ++epoch_;
-      position_ = 0;
-    }
-    copy_tokens(window_at(epoch_, position_) * T, T + 1, window_buffer_.data());
-    ++position_;
+    const uint64_t ahead = position_ + offset + b;
+    copy_tokens(window_at(epoch_ + ahead / total_windows_, ahead % total_windows_) * T, T + 1, window_buffer_.data());
     std::copy_n(window_buffer_.data(), T, inputs + static_cast<size_t>(b) * T);
     std::copy_n(window_buffer_.data() + 1, T, targets + static_cast<size_t>(b) * T);
   }
 }
 
+void DataLoader::advance(uint64_t windows) {
+  const uint64_t ahead = position_ + windows;
+  epoch_ += ahead / total_windows_;
+  position_ = ahead % total_windows_;
+}
+
+void DataLoader::next_batch(uint32_t* inputs, uint32_t* targets) {
+  read_batch_at(0, inputs, targets);
+  advance(options_.batch_size);
+}
+
 LoaderCursor DataLoader::cursor() const {
-  return {epoch_, position_, fingerprint_, options_.seq_len, options_.world_size};
+  return {epoch_, position_, fingerprint_, options_.seq_len};
 }
 
 Status DataLoader::restore(const LoaderCursor& cursor) {
@@ -122,13 +124,13 @@ Status DataLoader::restore(const LoaderCursor& cursor) {
     return Status::invalid("data cursor belongs to other data (fingerprint {:016x}, these shards have {:016x})",
                            cursor.data_fingerprint, fingerprint_);
   }
-  if (cursor.seq_len != options_.seq_len || cursor.world_size != options_.world_size) {
-    return Status::invalid("data cursor was saved with seq_len {} on {} ranks; this run has seq_len {} on {} ranks",
-                           cursor.seq_len, cursor.world_size, options_.seq_len, options_.world_size);
+  if (cursor.seq_len != options_.seq_len) {
+    return Status::invalid("data cursor was saved with seq_len {}; this run has seq_len {}", cursor.seq_len,
+                           options_.seq_len);
   }
-  if (cursor.position > windows_per_rank_) {
+  if (cursor.position >= total_windows_) {
     return Status::invalid("data cursor position {} is past the {} windows of an epoch", cursor.position,
-                           windows_per_rank_);
+                           total_windows_);
   }
   epoch_ = cursor.epoch;
   position_ = cursor.position;

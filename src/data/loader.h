@@ -1,10 +1,13 @@
 // Deterministic, resumable batches of (input, target) token windows from the
 // shards of one split. The token stream (shards in name order) is cut into
 // windows of T+1 tokens that overlap by one; each epoch visits the windows in
-// a fresh pseudo-random order from (seed, epoch); rank r of n takes every
-// n-th window of that order, so ranks see disjoint slices that together cover
-// the epoch. The cursor (epoch, position) is all the state: save it in a
-// checkpoint, restore it, and the same batches follow.
+// a fresh pseudo-random order from (seed, epoch). That one sequence is the
+// same for any number of ranks: a data-parallel step takes the next
+// G = ranks x accumulation micro-batches of it, and rank r reads its
+// micro-batches by offset (read_batch_at), so the data of global micro-batch
+// g never depends on how many ranks share the step. The cursor (epoch,
+// position) is all the state: save it in a checkpoint, restore it (on any
+// number of ranks), and the same batches follow.
 #pragma once
 
 #include <cstdint>
@@ -23,18 +26,15 @@ struct LoaderOptions {
   uint32_t batch_size = 1;  // B: windows per batch on this rank
   uint32_t seq_len = 256;   // T
   uint64_t seed = 0;
-  uint32_t rank = 0;
-  uint32_t world_size = 1;
   bool shuffle = true;  // false: windows in stream order (evaluation)
   std::optional<uint32_t> expected_vocab_size;
 };
 
 struct LoaderCursor {
   uint64_t epoch = 0;
-  uint64_t position = 0;  // windows of this rank's epoch sequence already served
+  uint64_t position = 0;  // windows of the epoch's sequence already served (by all ranks)
   uint64_t data_fingerprint = 0;  // which shards (by checksum) this cursor belongs to
   uint32_t seq_len = 0;
-  uint32_t world_size = 0;
 
   nlohmann::json to_json() const;
   static Result<LoaderCursor> from_json(const nlohmann::json& j);
@@ -46,8 +46,14 @@ class DataLoader {
   // Opens DIR/<split>_*.bin, validating each shard (header, checksum, vocab).
   static Result<DataLoader> open(const std::string& dir, const std::string& split, const LoaderOptions& options);
 
-  // Fills inputs[B*T] and targets[B*T] (targets are inputs shifted by one).
+  // Fills inputs[B*T] and targets[B*T] (targets are inputs shifted by one)
+  // and moves past them.
   void next_batch(uint32_t* inputs, uint32_t* targets);
+  // The B windows that start `offset` windows past the cursor, without
+  // moving it (a rank's micro-batch inside a data-parallel step).
+  void read_batch_at(uint64_t offset, uint32_t* inputs, uint32_t* targets);
+  // Moves the cursor `windows` ahead (past a whole data-parallel step).
+  void advance(uint64_t windows);
 
   LoaderCursor cursor() const;
   Status restore(const LoaderCursor& cursor);
@@ -57,9 +63,8 @@ class DataLoader {
     position_ = 0;
   }
 
-  // The global window index that this rank's sequence holds at (epoch, position).
+  // The window index (into the token stream) served at (epoch, position).
   uint64_t window_at(uint64_t epoch, uint64_t position) const;
-  uint64_t windows_per_rank() const { return windows_per_rank_; }
   uint64_t total_windows() const { return total_windows_; }
   uint64_t total_tokens() const { return prefix_tokens_.back(); }
   uint32_t vocab_size() const { return vocab_size_; }
@@ -75,7 +80,6 @@ class DataLoader {
   uint32_t vocab_size_ = 0;
   uint64_t fingerprint_ = 0;
   uint64_t total_windows_ = 0;
-  uint64_t windows_per_rank_ = 0;
   uint64_t epoch_ = 0;
   uint64_t position_ = 0;
   std::vector<uint32_t> window_buffer_;

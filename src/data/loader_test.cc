@@ -130,22 +130,39 @@ TEST(DataLoader, CursorFromOtherDataOrShapeIsRejected) {
   EXPECT_FALSE(LoaderCursor::from_json(nlohmann::json{{"epoch", 1}}).ok());
 }
 
-TEST(DataLoader, RankSlicesAreDisjointAndCoverTheEpoch) {
+TEST(DataLoader, DataParallelStepsReadTheSameStreamOnAnyRankCount) {
   testing::TempDir dir;
   write_shards(dir.path(), {641});  // 40 windows of 16
-  for (uint32_t world : {1u, 2u, 3u, 4u}) {
-    std::multiset<uint32_t> seen;
-    for (uint32_t rank = 0; rank < world; ++rank) {
-      DataLoader loader = open_loader(dir.path(), {.batch_size = 1, .seq_len = 16, .seed = 9, .rank = rank, .world_size = world});
-      EXPECT_EQ(loader.windows_per_rank(), 40u / world);
-      for (uint64_t i = 0; i < loader.windows_per_rank(); ++i) seen.insert(next(loader).inputs[0]);
+  // One loader read serially: the global order of micro-batches.
+  DataLoader serial = open_loader(dir.path(), {.batch_size = 2, .seq_len = 16, .seed = 9});
+  std::vector<Batch> expected;
+  for (int i = 0; i < 30; ++i) expected.push_back(next(serial));  // 60 windows: crosses into epoch 1
+  std::multiset<uint32_t> first_epoch;
+  for (int i = 0; i < 20; ++i) {
+    for (int b = 0; b < 2; ++b) first_epoch.insert(expected[static_cast<size_t>(i)].inputs[static_cast<size_t>(b) * 16]);
+  }
+  EXPECT_EQ(std::set<uint32_t>(first_epoch.begin(), first_epoch.end()).size(), 40u) << "an epoch serves every window once";
+  EXPECT_NE(expected[0], expected[20]) << "epoch 1 is shuffled differently";
+
+  // Steps of G = 6 micro-batches on 1, 2 and 3 ranks: rank r takes global
+  // micro-batches [r·G/world, (r+1)·G/world) by offset, then every rank
+  // advances past the whole step.
+  constexpr uint32_t kGlobal = 6;
+  for (uint32_t world : {1u, 2u, 3u}) {
+    std::vector<DataLoader> ranks;
+    for (uint32_t r = 0; r < world; ++r) ranks.push_back(open_loader(dir.path(), {.batch_size = 2, .seq_len = 16, .seed = 9}));
+    for (uint32_t step = 0; step < 5; ++step) {
+      for (uint32_t r = 0; r < world; ++r) {
+        for (uint32_t j = 0; j < kGlobal / world; ++j) {
+          const uint32_t g = r * (kGlobal / world) + j;
+          Batch batch{std::vector<uint32_t>(32), std::vector<uint32_t>(32)};
+          ranks[r].read_batch_at(uint64_t{g} * 2, batch.inputs.data(), batch.targets.data());
+          EXPECT_EQ(batch, expected[step * kGlobal + g]) << "world " << world << " step " << step << " micro " << g;
+        }
+      }
+      for (DataLoader& loader : ranks) loader.advance(kGlobal * 2);
     }
-    std::set<uint32_t> unique(seen.begin(), seen.end());
-    EXPECT_EQ(unique.size(), seen.size()) << "ranks overlap, world " << world;
-    EXPECT_EQ(seen.size(), 40u / world * world) << "world " << world;
-    if (40 % world == 0) {
-      for (uint32_t w = 0; w < 40; ++w) EXPECT_TRUE(unique.count(w * 16 % kVocab)) << "window " << w << " not served";
-    }
+    EXPECT_EQ(ranks[0].cursor(), serial.cursor()) << "world " << world;
   }
 }
 

@@ -7,8 +7,7 @@
 
 namespace sc {
 namespace {
-// Chunk of sum_squares: fixed, so the summation order never depends on threads.
-constexpr size_t kSumChunk = 1u << 14;
+constexpr size_t kSumChunk = kSumSquaresChunk;
 }  // namespace
 
 void fill(ThreadPool& pool, float* x, float value, size_t count) {
@@ -47,7 +46,7 @@ void axpy(ThreadPool& pool, float* y, float alpha, const float* x, size_t count)
 
 size_t sum_squares_scratch_doubles(size_t count) { return (count + kSumChunk - 1) / kSumChunk; }
 
-double sum_squares(ThreadPool& pool, const float* x, size_t count, double* scratch) {
+void sum_squares_per_chunk(ThreadPool& pool, const float* x, size_t count, double* scratch) {
   const size_t chunks = sum_squares_scratch_doubles(count);
   auto run = [&](size_t chunk_begin, size_t chunk_end, size_t) {
     for (size_t c = chunk_begin; c < chunk_end; ++c) {
@@ -70,6 +69,11 @@ double sum_squares(ThreadPool& pool, const float* x, size_t count, double* scrat
   } else {
     pool.parallel_for(chunks, run);
   }
+}
+
+double sum_squares(ThreadPool& pool, const float* x, size_t count, double* scratch) {
+  sum_squares_per_chunk(pool, x, count, scratch);
+  const size_t chunks = sum_squares_scratch_doubles(count);
   double total = 0.0;
   for (size_t c = 0; c < chunks; ++c) total += scratch[c];
   return total;

@@ -42,8 +42,15 @@ void scale_inplace(ThreadPool& pool, float* x, float scale, size_t count);
 // y[i] += alpha · x[i]
 void axpy(ThreadPool& pool, float* y, float alpha, const float* x, size_t count);
 
+// sum_squares sums chunks of this many floats, then the chunk sums in order.
+// Fixed, so the order never depends on threads; a data-parallel gradient norm
+// gets the same bits by cutting shards on chunk boundaries and summing every
+// rank's chunk sums in buffer order.
+inline constexpr size_t kSumSquaresChunk = 1u << 14;
 // Doubles of scratch sum_squares needs: one per fixed chunk of the array.
 size_t sum_squares_scratch_doubles(size_t count);
+// Σ x[i]² of each chunk of x into chunk_sums[sum_squares_scratch_doubles(count)].
+void sum_squares_per_chunk(ThreadPool& pool, const float* x, size_t count, double* chunk_sums);
 // Σ x[i]² in double (gradient-norm clipping). Sums fixed chunks, then the
 // chunk sums in order: the result is identical for any pool size.
 double sum_squares(ThreadPool& pool, const float* x, size_t count, double* scratch);

@@ -69,25 +69,47 @@ Result<ModelWeights> bind_weights(const ModelConfig& config, const std::vector<T
 }
 
 Result<std::unique_ptr<Model>> Model::create(const ModelConfig& config, int64_t batch, int64_t seq_len,
-                                             ThreadPool& pool) {
+                                             ThreadPool& pool, size_t buffer_multiple) {
   SC_RETURN_IF_ERROR(config.validate());
+  if (buffer_multiple == 0) return Status::invalid("parameter buffer multiple must be positive");
   if (batch <= 0 || seq_len <= 0) return Status::invalid("batch size and sequence length must be positive");
   if (seq_len > config.max_position_embeddings) {
     return Status::invalid("sequence length {} exceeds the model's max_position_embeddings {}", seq_len,
                            config.max_position_embeddings);
   }
   std::unique_ptr<Model> model(new Model(config, batch, seq_len, pool));
-  SC_RETURN_IF_ERROR(model->allocate());
+  SC_RETURN_IF_ERROR(model->allocate(buffer_multiple));
   return model;
 }
 
-Status Model::allocate() {
+Status Model::allocate(size_t buffer_multiple) {
   const ModelConfig& c = config_;
   layout_ = parameter_layout(c);
   num_floats_ = static_cast<size_t>(parameter_buffer_floats(layout_));
-  SC_ASSIGN_OR_RETURN(weights_arena_, Arena::create(2 * num_floats_ * sizeof(float) + 256, "parameters+gradients"));
-  SC_ASSIGN_OR_RETURN(params_, weights_arena_.allocate<float>(num_floats_));
-  SC_ASSIGN_OR_RETURN(grads_, weights_arena_.allocate<float>(num_floats_));
+  buffer_floats_ = (num_floats_ + buffer_multiple - 1) / buffer_multiple * buffer_multiple;
+  SC_ASSIGN_OR_RETURN(weights_arena_, Arena::create(2 * buffer_floats_ * sizeof(float) + 256, "parameters+gradients"));
+  SC_ASSIGN_OR_RETURN(params_, weights_arena_.allocate<float>(buffer_floats_));
+  SC_ASSIGN_OR_RETURN(grads_, weights_arena_.allocate<float>(buffer_floats_));
+  // Where each layer's parameters begin. Backward can report a layer's
+  // gradients final only if the layers lie in the buffer in order, after
+  // everything that backward writes later (the embedding).
+  layer_start_.assign(static_cast<size_t>(c.num_hidden_layers), buffer_floats_);
+  std::vector<size_t> layer_end(layer_start_.size(), 0);
+  size_t outside_end = 0;  // end of the tensors before the layers (the embedding)
+  for (const TensorSpec& t : layout_) {
+    const size_t begin = static_cast<size_t>(t.offset), end = begin + static_cast<size_t>(t.numel());
+    if (t.layer >= 0) {
+      layer_start_[static_cast<size_t>(t.layer)] = std::min(layer_start_[static_cast<size_t>(t.layer)], begin);
+      layer_end[static_cast<size_t>(t.layer)] = std::max(layer_end[static_cast<size_t>(t.layer)], end);
+    } else if (t.role == TensorRole::kEmbedding) {
+      outside_end = std::max(outside_end, end);
+    }
+  }
+  layers_in_buffer_order_ = true;
+  for (size_t l = 0; l < layer_start_.size(); ++l) {
+    const size_t previous_end = l == 0 ? outside_end : layer_end[l - 1];
+    if (layer_start_[l] < previous_end) layers_in_buffer_order_ = false;
+  }
   SC_ASSIGN_OR_RETURN(w_, bind_weights(c, layout_, params_));
   SC_ASSIGN_OR_RETURN(g_, bind_weights(c, layout_, grads_));
   SC_ASSIGN_OR_RETURN(act_, gated_activation_from_name(activation_name(c.hidden_act)));
@@ -146,8 +168,8 @@ Status Model::allocate() {
   for (const auto& [ptr, n] : int_plan) arena_plan.add(ptr, n);
   SC_ASSIGN_OR_RETURN(activations_, arena_plan.allocate("activations"));
   rope_tables_fill(rope_cos_, rope_sin_, T_, D, c.rope_theta);
-  std::memset(params_, 0, num_floats_ * sizeof(float));
-  std::memset(grads_, 0, num_floats_ * sizeof(float));
+  std::memset(params_, 0, buffer_floats_ * sizeof(float));
+  std::memset(grads_, 0, buffer_floats_ * sizeof(float));
   return Status();
 }
 
@@ -172,7 +194,7 @@ void Model::init_weights(uint64_t seed) {
   }
 }
 
-void Model::zero_grads() { fill(pool_, grads_, 0.0f, num_floats_); }
+void Model::zero_grads() { fill(pool_, grads_, 0.0f, buffer_floats_); }
 
 Result<CrossEntropySums> Model::forward(const uint32_t* tokens, const uint32_t* targets) {
   const ModelConfig& c = config_;
@@ -251,7 +273,7 @@ double Model::auxiliary_loss_term() const {
   return config_.router_aux_loss_coef * aux_loss() + config_.router_z_loss_coef * z_loss();
 }
 
-void Model::backward(float dloss) {
+void Model::backward(float dloss, const GradsFinalHook& grads_final) {
   const ModelConfig& c = config_;
   const size_t N = static_cast<size_t>(B_ * T_), H = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
   const size_t Hq = c.num_attention_heads, Hkv = c.num_key_value_heads, D = c.head_dim;
@@ -323,8 +345,10 @@ void Model::backward(float dloss) {
     matmul_backward(pool_, d_normed_, g.wv, d_v_, a.attn_normed, w.wv, N, KD, H);
     rmsnorm_backward(pool_, d_residual_, g.attn_norm, d_normed_, a.x_in, w.attn_norm, a.attn_rstd, N, H,
                      norm_scratch_);
+    if (grads_final && layers_in_buffer_order_) grads_final(layer_start_[l]);
   }
   embedding_backward(pool_, g_.embedding, d_residual_, tokens_, N, H, static_cast<float>(c.embedding_multiplier_scale));
+  if (grads_final) grads_final(0);
 }
 
 }  // namespace sc

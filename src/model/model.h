@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -49,9 +50,11 @@ Result<ModelWeights> bind_weights(const ModelConfig& config, const std::vector<T
 class Model {
  public:
   // Allocates parameters, gradients and activations for micro-batches of
-  // `batch` sequences of `seq_len` tokens.
+  // `batch` sequences of `seq_len` tokens. The parameter and gradient buffers
+  // are padded with zeros to a multiple of `buffer_multiple` floats, so a
+  // data-parallel reducer can cut them into equal shards in place.
   static Result<std::unique_ptr<Model>> create(const ModelConfig& config, int64_t batch, int64_t seq_len,
-                                               ThreadPool& pool);
+                                               ThreadPool& pool, size_t buffer_multiple = 1);
 
   const ModelConfig& config() const { return config_; }
   const std::vector<TensorSpec>& layout() const { return layout_; }
@@ -59,7 +62,8 @@ class Model {
   int64_t seq_len() const { return T_; }
   float* params() { return params_; }
   float* grads() { return grads_; }
-  size_t num_floats() const { return num_floats_; }
+  size_t num_floats() const { return num_floats_; }        // the layout's extent
+  size_t buffer_floats() const { return buffer_floats_; }  // num_floats() plus zero padding
   size_t activation_bytes() const { return activations_.used_bytes(); }
 
   // docs/model.md's initialization from a seed (same bits on every machine).
@@ -70,8 +74,12 @@ class Model {
   // summed loss and the number of counted targets.
   Result<CrossEntropySums> forward(const uint32_t* tokens, const uint32_t* targets);
   // Accumulates into grads() the gradient of dloss · (summed loss of the
-  // last forward). Overwrites the logits.
-  void backward(float dloss);
+  // last forward). Overwrites the logits. Backward walks the buffer from its
+  // end to its start; after each layer it calls grads_final(offset): from
+  // then on grads()[offset, buffer_floats()) receive no more writes (the
+  // data-parallel reducer starts communicating them while the rest runs).
+  using GradsFinalHook = std::function<void(size_t offset)>;
+  void backward(float dloss, const GradsFinalHook& grads_final = {});
   // Raw logits [batch·seq_len, V] of the last forward (before the output multiplier).
   const float* logits() const { return logits_; }
 
@@ -90,13 +98,16 @@ class Model {
     MoeActivations moe;  // MoE layers only
   };
   Model(const ModelConfig& config, int64_t B, int64_t T, ThreadPool& pool) : config_(config), B_(B), T_(T), pool_(pool) {}
-  Status allocate();
+  Status allocate(size_t buffer_multiple);
 
   ModelConfig config_;
   int64_t B_, T_;
   ThreadPool& pool_;
   std::vector<TensorSpec> layout_;
   size_t num_floats_ = 0;
+  size_t buffer_floats_ = 0;
+  std::vector<size_t> layer_start_;  // first float of each layer's parameters
+  bool layers_in_buffer_order_ = false;
   Arena weights_arena_;
   Arena activations_;
   float* params_ = nullptr;

@@ -44,6 +44,39 @@ Batch make_batch(size_t n, uint32_t vocab, uint64_t seed) {
   return b;
 }
 
+TEST(Model, BackwardReportsGradientsFinalFromTheEndOfTheBuffer) {
+  // The data-parallel reducer starts sending a bucket when backward reports
+  // it final, so a region reported final must never be written again.
+  ThreadPool pool(2);
+  for (bool moe : {false, true}) {
+    ModelConfig config = tiny_config(true, moe);
+    auto created = Model::create(config, 2, 5, pool, 1000);
+    ASSERT_TRUE(created.ok()) << created.status().message();
+    Model& model = **created;
+    EXPECT_EQ(model.buffer_floats() % 1000, 0u);
+    EXPECT_GE(model.buffer_floats(), model.num_floats());
+    model.init_weights(3);
+    Batch b = make_batch(10, static_cast<uint32_t>(config.vocab_size), 1);
+    ASSERT_TRUE(model.forward(b.tokens.data(), b.targets.data()).ok());
+    model.zero_grads();
+    std::vector<size_t> offsets;
+    std::vector<std::vector<float>> snapshots;
+    model.backward(1.0f, [&](size_t offset) {
+      offsets.push_back(offset);
+      snapshots.emplace_back(model.grads() + offset, model.grads() + model.buffer_floats());
+    });
+    ASSERT_EQ(offsets.size(), static_cast<size_t>(config.num_hidden_layers) + 1) << "one report per layer, then 0";
+    EXPECT_EQ(offsets.back(), 0u);
+    for (size_t i = 0; i < offsets.size(); ++i) {
+      if (i > 0) EXPECT_LT(offsets[i], offsets[i - 1]);
+      const std::vector<float> now(model.grads() + offsets[i], model.grads() + model.buffer_floats());
+      EXPECT_EQ(now, snapshots[i]) << "gradients at or after " << offsets[i] << " changed after being reported final";
+    }
+    // Zero padding stays zero.
+    for (size_t i = model.num_floats(); i < model.buffer_floats(); ++i) ASSERT_EQ(model.grads()[i], 0.0f);
+  }
+}
+
 TEST(Model, UntrainedLossIsNearLogVocab) {
   ThreadPool pool(2);
   auto config = ModelConfig::preset("grok-mini");

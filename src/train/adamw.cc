@@ -17,7 +17,11 @@ std::vector<DecayRange> decay_ranges(const std::vector<TensorSpec>& layout) {
 }
 
 AdamW::AdamW(const AdamWConfig& config, std::vector<DecayRange> ranges, float* m, float* v, size_t size)
-    : config_(config), ranges_(std::move(ranges)), m_(m), v_(v), size_(size) {
+    : AdamW(config, std::move(ranges), {OwnedSegment{0, size, 0}}, m, v, size) {}
+
+AdamW::AdamW(const AdamWConfig& config, std::vector<DecayRange> ranges, std::vector<OwnedSegment> segments, float* m,
+             float* v, size_t size)
+    : config_(config), ranges_(std::move(ranges)), segments_(std::move(segments)), m_(m), v_(v), size_(size) {
   std::fill(m_, m_ + size_, 0.0f);
   std::fill(v_, v_ + size_, 0.0f);
 }
@@ -52,13 +56,17 @@ void AdamW::update(float* params, const float* grads, double lr, int64_t step, T
               static_cast<float>(config_.eps),         1.0f,
               grad_scale};
   const float decay_factor = static_cast<float>(1.0 - lr * config_.weight_decay);
-  for (const DecayRange& range : ranges_) {
-    const size_t begin = std::min(range.begin, size_), end = std::min(range.end, size_);
-    if (begin >= end) continue;
-    k.decay = range.decay ? decay_factor : 1.0f;
-    pool.parallel_for(end - begin, [&, k](size_t lo, size_t hi, size_t) {
-      adamw_elements(params + begin + lo, grads + begin + lo, m_ + begin + lo, v_ + begin + lo, hi - lo, k);
-    });
+  for (const OwnedSegment& segment : segments_) {
+    for (const DecayRange& range : ranges_) {
+      const size_t begin = std::max(range.begin, segment.begin), end = std::min(range.end, segment.end);
+      if (begin >= end) continue;
+      k.decay = range.decay ? decay_factor : 1.0f;
+      float* m = m_ + segment.local + (begin - segment.begin);
+      float* v = v_ + segment.local + (begin - segment.begin);
+      pool.parallel_for(end - begin, [&, k, m, v](size_t lo, size_t hi, size_t) {
+        adamw_elements(params + begin + lo, grads + begin + lo, m + lo, v + lo, hi - lo, k);
+      });
+    }
   }
 }
 

@@ -1,7 +1,8 @@
 // AdamW (decoupled weight decay, Loshchilov & Hutter) over the one flat
 // parameter buffer, step for step the same arithmetic as torch.optim.AdamW,
 // and global-norm gradient clipping as torch.nn.utils.clip_grad_norm_.
-// Works on any [begin, end) slice of the buffer, so a ZeRO shard is a slice.
+// The moments cover a list of segments of the buffer: the whole buffer on one
+// rank, or the rank's shards of every bucket under ZeRO-1.
 #pragma once
 
 #include <cstddef>
@@ -31,26 +32,41 @@ struct DecayRange {
 // One range per tensor of the layout, decayed unless it is a norm weight.
 std::vector<DecayRange> decay_ranges(const std::vector<TensorSpec>& layout);
 
+// Parameters [begin, end) of the flat buffer whose moments sit at
+// m[local, local + end - begin) (and the same in v).
+struct OwnedSegment {
+  size_t begin = 0;
+  size_t end = 0;
+  size_t local = 0;
+};
+
 class AdamW {
  public:
-  // `m` and `v` are caller-owned buffers (arena) of the same size as the
-  // parameter slice; they are zeroed here.
+  // `m` and `v` are caller-owned buffers (arena) of `size` floats, zeroed
+  // here, holding the moments of params[0, size).
   AdamW(const AdamWConfig& config, std::vector<DecayRange> ranges, float* m, float* v, size_t size);
+  // The same for the parameters of `segments` only (a ZeRO-1 shard); `size`
+  // is the moments' length, at least every segment's local end.
+  AdamW(const AdamWConfig& config, std::vector<DecayRange> ranges, std::vector<OwnedSegment> segments, float* m,
+        float* v, size_t size);
 
-  // One update of params[0, size) from grads[0, size) · grad_scale (the
-  // clipping coefficient, applied here instead of in a pass of its own);
-  // `step` counts from 1.
+  // One update of the owned parameters from grads · grad_scale (the clipping
+  // coefficient, applied here instead of in a pass of its own); params and
+  // grads are the whole flat buffers; `step` counts from 1. Parameters
+  // outside every decay range (alignment gaps, padding) are left alone.
   void update(float* params, const float* grads, double lr, int64_t step, ThreadPool& pool,
               float grad_scale = 1.0f) const;
 
   float* m() const { return m_; }
   float* v() const { return v_; }
   size_t size() const { return size_; }
+  const std::vector<OwnedSegment>& segments() const { return segments_; }
   const AdamWConfig& config() const { return config_; }
 
  private:
   AdamWConfig config_;
   std::vector<DecayRange> ranges_;
+  std::vector<OwnedSegment> segments_;
   float* m_;
   float* v_;
   size_t size_;

@@ -43,17 +43,25 @@ Status write_manifest(const std::string& dir, int64_t step) {
 
 std::string checkpoint_dir_name(int64_t step) { return fmt::format("step_{:08d}", step); }
 
-Status commit_checkpoint(const std::string& checkpoints_dir, int64_t step,
-                         const std::function<Status(const std::string& dir)>& write_files, int keep_last) {
+std::string checkpoint_temp_dir(const std::string& checkpoints_dir, int64_t step) {
+  return (fs::path(checkpoints_dir) / fmt::format(".{}.tmp", checkpoint_dir_name(step))).string();
+}
+
+Result<std::string> begin_checkpoint(const std::string& checkpoints_dir, int64_t step) {
   SC_RETURN_IF_ERROR(ensure_writable_directory(checkpoints_dir));
-  const fs::path final_dir = fs::path(checkpoints_dir) / checkpoint_dir_name(step);
-  const fs::path temp_dir = fs::path(checkpoints_dir) / fmt::format(".{}.tmp", checkpoint_dir_name(step));
+  const std::string temp_dir = checkpoint_temp_dir(checkpoints_dir, step);
   std::error_code ec;
   fs::remove_all(temp_dir, ec);  // left by an earlier crash
   fs::create_directories(temp_dir, ec);
-  if (ec) return Status::io_error("{}: cannot create: {}", temp_dir.string(), ec.message());
-  Status status = write_files(temp_dir.string());
-  if (status.ok()) status = write_manifest(temp_dir.string(), step);
+  if (ec) return Status::io_error("{}: cannot create: {}", temp_dir, ec.message());
+  return temp_dir;
+}
+
+Status finish_checkpoint(const std::string& checkpoints_dir, int64_t step, int keep_last) {
+  const fs::path final_dir = fs::path(checkpoints_dir) / checkpoint_dir_name(step);
+  const fs::path temp_dir = checkpoint_temp_dir(checkpoints_dir, step);
+  std::error_code ec;
+  Status status = write_manifest(temp_dir.string(), step);
   if (status.ok()) status = fsync_directory(temp_dir.string());
   if (!status.ok()) {
     fs::remove_all(temp_dir, ec);
@@ -76,7 +84,6 @@ Status commit_checkpoint(const std::string& checkpoints_dir, int64_t step,
   SC_RETURN_IF_ERROR(fsync_directory(checkpoints_dir));
   SC_RETURN_IF_ERROR(
       write_file_atomic((fs::path(checkpoints_dir) / kLatest).string(), checkpoint_dir_name(step) + "\n"));
-
   if (keep_last > 0) {
     std::vector<int64_t> steps;
     for (const auto& entry : fs::directory_iterator(checkpoints_dir)) {
@@ -90,6 +97,19 @@ Status commit_checkpoint(const std::string& checkpoints_dir, int64_t step,
     }
   }
   return Status();
+}
+
+Status commit_checkpoint(const std::string& checkpoints_dir, int64_t step,
+                         const std::function<Status(const std::string& dir)>& write_files, int keep_last) {
+  SC_ASSIGN_OR_RETURN(std::string temp_dir, begin_checkpoint(checkpoints_dir, step));
+  Status status = write_files(temp_dir);
+  if (!status.ok()) {
+    std::error_code ec;
+    fs::remove_all(temp_dir, ec);
+    return status.with_context(
+        fmt::format("writing checkpoint {}", (fs::path(checkpoints_dir) / checkpoint_dir_name(step)).string()));
+  }
+  return finish_checkpoint(checkpoints_dir, step, keep_last);
 }
 
 Status verify_checkpoint(const std::string& dir) {

@@ -27,6 +27,15 @@ struct CheckpointInfo {
 Status commit_checkpoint(const std::string& checkpoints_dir, int64_t step,
                          const std::function<Status(const std::string& dir)>& write_files, int keep_last);
 
+// The same protocol with several writers (data-parallel ranks): one process
+// calls begin_checkpoint, which makes an empty temporary directory; every
+// writer puts its files into checkpoint_temp_dir(); after all are done (a
+// barrier), one process calls finish_checkpoint: manifest over every file,
+// commit, `latest`, pruning. Until then the checkpoint does not exist.
+Result<std::string> begin_checkpoint(const std::string& checkpoints_dir, int64_t step);
+std::string checkpoint_temp_dir(const std::string& checkpoints_dir, int64_t step);
+Status finish_checkpoint(const std::string& checkpoints_dir, int64_t step, int keep_last);
+
 // Checks that `dir` has a manifest and every file it lists has the recorded
 // size and checksum.
 Status verify_checkpoint(const std::string& dir);

@@ -4,6 +4,7 @@ namespace sc {
 
 #define SC_TRAIN_OPTION_FIELDS(X)                                                                       \
   X(config) X(data_dir) X(out_dir) X(steps) X(stop_at_step) X(batch_size) X(seq_len) X(grad_accum) X(lr) \
+  X(global_batch) X(bucket_mb)                                                                          \
   X(min_lr) X(warmup) X(weight_decay) X(beta1) X(beta2) X(grad_clip) X(eval_every) X(eval_batches)      \
   X(checkpoint_every) X(keep_checkpoints) X(seed) X(threads) X(time_limit_min)
 
@@ -58,6 +59,8 @@ Status TrainOptions::validate() const {
   SC_RETURN_IF_ERROR(positive("seq-len", static_cast<double>(seq_len)));
   SC_RETURN_IF_ERROR(positive("grad-accum", static_cast<double>(grad_accum)));
   SC_RETURN_IF_ERROR(positive("lr", lr));
+  SC_RETURN_IF_ERROR(positive("bucket-mb", bucket_mb));
+  if (global_batch < 0) return Status::invalid("--global-batch must not be negative (got {})", global_batch);
   SC_RETURN_IF_ERROR(positive("eval-batches", static_cast<double>(eval_batches)));
   if (min_lr < 0 || min_lr > lr) return Status::invalid("--min-lr {} must be in [0, --lr {}]", min_lr, lr);
   if (warmup < -1 || warmup > steps) return Status::invalid("--warmup {} must be in [0, --steps {}]", warmup, steps);
@@ -70,6 +73,20 @@ Status TrainOptions::validate() const {
   }
   if (data_dir.empty()) return Status::invalid("--data is required");
   if (out_dir.empty()) return Status::invalid("--out is required");
+  return Status();
+}
+
+Status TrainOptions::resolve_batch(int ranks) {
+  const int64_t per_pass = batch_size * ranks;  // sequences when every rank runs one micro-batch
+  if (global_batch == 0) {
+    global_batch = per_pass * grad_accum;
+    return Status();
+  }
+  if (global_batch % per_pass != 0) {
+    return Status::invalid("--global-batch {} is not a multiple of --batch-size {} x {} ranks = {}", global_batch,
+                           batch_size, ranks, per_pass);
+  }
+  grad_accum = global_batch / per_pass;
   return Status();
 }
 

@@ -20,7 +20,9 @@ struct TrainOptions {
   int64_t stop_at_step = 0;    // stop early at this step (0: run to `steps`), schedule unchanged
   int64_t batch_size = 8;      // sequences per micro-batch
   int64_t seq_len = 256;
-  int64_t grad_accum = 1;      // micro-batches per optimizer step
+  int64_t grad_accum = 1;      // micro-batches per optimizer step on each rank
+  int64_t global_batch = 0;    // sequences per optimizer step over all ranks; 0: batch_size·grad_accum·ranks
+  double bucket_mb = 16;       // data parallelism: gradient bucket size (each reduce-scatter)
   double lr = 1e-3;
   double min_lr = 1e-4;
   int64_t warmup = -1;         // -1: 5% of steps, at most 200
@@ -41,6 +43,11 @@ struct TrainOptions {
   // errors naming `source` and the key.
   Status apply_json(const nlohmann::json& j, const std::string& source);
   Status validate() const;
+  // Settles global_batch = batch_size · grad_accum · ranks: derives
+  // global_batch when 0, else grad_accum from it (an error naming the flags
+  // when it does not divide). Megatron's --global-batch-size semantics: the
+  // batch of the run stays fixed when the number of ranks changes.
+  Status resolve_batch(int ranks);
   int64_t warmup_steps() const { return warmup >= 0 ? warmup : std::min<int64_t>(200, steps / 20); }
 };
 

@@ -22,7 +22,9 @@
 #include "model/weights_io.h"
 #include "train/adamw.h"
 #include "train/checkpoint_dir.h"
+#include "train/data_parallel.h"
 #include "train/loss_plot.h"
+#include "train/optimizer_shards.h"
 #include "train/lr_schedule.h"
 #include "train/router_health.h"
 #include "train/train_options.h"
@@ -34,7 +36,13 @@ namespace {
 
 // Options that must not change across a resume, or the continued run would
 // not be the run that was checkpointed.
-constexpr const char* kFixedOnResume[] = {"batch_size", "seq_len", "grad_accum", "seed", "data_dir"};
+// (The batch is fixed as global_batch: a resume on another number of ranks
+// derives its own grad_accum from it.)
+constexpr const char* kFixedOnResume[] = {"global_batch", "seq_len", "seed", "data_dir"};
+
+// No collective waits longer than this: a rank that died or hangs turns into
+// an error on the others instead of a job that never ends.
+constexpr CollectiveTimeout kCollectiveTimeout{std::chrono::minutes(10)};
 
 struct Clock {
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
@@ -58,11 +66,14 @@ class Trainer {
 
   TrainOptions o_;
   ModelConfig config_;
-  // Data parallelism: every rank holds the whole model, reads its own slice
-  // of the data, and gradients are summed over ranks (deterministic order)
-  // before the identical update on every rank. Rank 0 alone writes and prints.
+  // Data parallelism (train/data_parallel.h): every rank holds the whole
+  // model, runs its micro-batches of the global batch, and owns the
+  // optimizer state of one shard of every gradient bucket (ZeRO-1). Rank 0
+  // alone prints and writes, except each rank's optimizer shard.
   std::unique_ptr<Communicator> comm_;
   bool root() const { return comm_->rank() == 0; }
+  int world() const { return comm_->size(); }
+  std::optional<GradientSync> sync_;
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<Model> model_;
   std::optional<DataLoader> train_data_, val_data_;
@@ -84,9 +95,10 @@ class Trainer {
 
 Status Trainer::setup() {
   SC_RETURN_IF_ERROR(o_.validate());
+  SC_RETURN_IF_ERROR(o_.resolve_batch(world()));
   // Ranks on one machine share its cores.
   const size_t threads = o_.threads > 0 ? static_cast<size_t>(o_.threads)
-                                        : std::max<size_t>(1, default_thread_count() / static_cast<size_t>(comm_->size()));
+                                        : std::max<size_t>(1, default_thread_count() / static_cast<size_t>(world()));
   pool_ = std::make_unique<ThreadPool>(threads);
   blas_init_single_threaded();
 
@@ -94,16 +106,12 @@ Status Trainer::setup() {
   LoaderOptions train_options{.batch_size = static_cast<uint32_t>(o_.batch_size),
                               .seq_len = static_cast<uint32_t>(o_.seq_len),
                               .seed = o_.seed,
-                              .rank = static_cast<uint32_t>(comm_->rank()),
-                              .world_size = static_cast<uint32_t>(comm_->size()),
                               .expected_vocab_size = vocab};
   auto train = DataLoader::open(o_.data_dir, "train", train_options);
   if (!train.ok()) return train.status().with_context("training data");
   train_data_.emplace(std::move(train).value());
   LoaderOptions val_options = train_options;
   val_options.shuffle = false;
-  val_options.rank = 0;  // every rank evaluates the same batches, so all agree on the val loss
-  val_options.world_size = 1;
   auto val = DataLoader::open(o_.data_dir, "val", val_options);
   if (val.ok()) {
     val_data_.emplace(std::move(val).value());
@@ -113,14 +121,20 @@ Status Trainer::setup() {
     log_warn("no validation loss: {}", val.status().message());
   }
 
-  SC_ASSIGN_OR_RETURN(model_, Model::create(config_, o_.batch_size, o_.seq_len, *pool_));
+  SC_ASSIGN_OR_RETURN(model_, Model::create(config_, o_.batch_size, o_.seq_len, *pool_, BucketPlan::granule(world())));
   model_->init_weights(o_.seed);
-  const size_t n = model_->num_floats();
-  SC_ASSIGN_OR_RETURN(optimizer_arena_, Arena::create(2 * n * sizeof(float) + 128, "optimizer"));
-  SC_ASSIGN_OR_RETURN(float* m, optimizer_arena_.allocate<float>(n));
-  SC_ASSIGN_OR_RETURN(float* v, optimizer_arena_.allocate<float>(n));
+  SC_ASSIGN_OR_RETURN(BucketPlan plan, BucketPlan::make(model_->buffer_floats(), world(),
+                                                        static_cast<size_t>(o_.bucket_mb * 1e6 / sizeof(float))));
+  const size_t owned = plan.owned_floats();
+  SC_ASSIGN_OR_RETURN(optimizer_arena_, Arena::create(2 * owned * sizeof(float) + 128, "optimizer"));
+  SC_ASSIGN_OR_RETURN(float* m, optimizer_arena_.allocate<float>(owned));
+  SC_ASSIGN_OR_RETURN(float* v, optimizer_arena_.allocate<float>(owned));
   adamw_ = std::make_unique<AdamW>(AdamWConfig{o_.beta1, o_.beta2, 1e-8, o_.weight_decay},
-                                   decay_ranges(model_->layout()), m, v, n);
+                                   decay_ranges(model_->layout()), plan.owned(comm_->rank()), m, v, owned);
+  const size_t buckets = plan.buckets().size();
+  SC_ASSIGN_OR_RETURN(GradientSync sync, GradientSync::create(*comm_, *pool_, std::move(plan), model_->grads(),
+                                                              model_->params(), static_cast<int>(o_.grad_accum)));
+  sync_.emplace(std::move(sync));
   schedule_ = {o_.lr, o_.min_lr, o_.warmup_steps(), o_.steps};
   router_health_.emplace(model_->moe_stats().size(), std::max<int64_t>(config_.num_experts, 0), kRouterCollapseSteps);
   inputs_.resize(static_cast<size_t>(o_.batch_size * o_.seq_len));
@@ -137,31 +151,29 @@ Status Trainer::setup() {
                             : "",
            config_.num_hidden_layers,
            config_.hidden_size, config_.vocab_size, static_cast<double>(flops_per_token_) / 1e6);
-  log_info("memory: {:.1f} MB parameters+gradients, {:.1f} MB optimizer, {:.1f} MB activations",
-           static_cast<double>(2 * n * 4) / 1e6, static_cast<double>(2 * n * 4) / 1e6,
+  log_info("memory per rank: {:.1f} MB parameters+gradients, {:.1f} MB optimizer{}, {:.1f} MB activations",
+           static_cast<double>(2 * model_->buffer_floats() * 4) / 1e6, static_cast<double>(2 * owned * 4) / 1e6,
+           world() > 1 ? fmt::format(" (1/{} shard, ZeRO-1)", world()) : "",
            static_cast<double>(model_->activation_bytes()) / 1e6);
-  log_info("data: {} train tokens{}; batch {} x {} x {} accum = {} tokens per step",
+  log_info("data: {} train tokens{}; batch {} x {} tokens x {} accum x {} ranks = {} tokens per step",
            human_count(static_cast<double>(train_data_->total_tokens())),
            val_data_ ? fmt::format(", {} val tokens", human_count(static_cast<double>(val_data_->total_tokens()))) : "",
-           o_.batch_size, o_.seq_len, o_.grad_accum, o_.batch_size * o_.seq_len * o_.grad_accum);
+           o_.batch_size, o_.seq_len, o_.grad_accum, world(), o_.global_batch * o_.seq_len);
   log_info("{} threads; {}; MFU is against the best measured fp32 sgemm peak of this CPU, {:.0f} GFLOP/s", threads,
            blas_description(), peak_gflops_);
-  if (comm_->size() > 1) {
-    log_info("data parallel: {} ranks ({}), global batch {} tokens per step", comm_->size(), comm_->backend_name(),
-             o_.batch_size * o_.seq_len * o_.grad_accum * comm_->size());
+  if (world() > 1) {
+    log_info("data parallel: {} ranks ({}), {} gradient buckets of up to {:.0f} MB, reduce-scatter overlapped with "
+             "backward", world(), comm_->backend_name(), buckets, o_.bucket_mb);
   }
-  return root() ? ensure_writable_directory(o_.out_dir) : Status();
+  if (root()) SC_RETURN_IF_ERROR(ensure_writable_directory(o_.out_dir));
+  // No rank touches the run directory before rank 0 has made it.
+  return comm_->barrier(kCollectiveTimeout);
 }
 
 Status Trainer::resume_from(const CheckpointInfo& checkpoint) {
   const std::string dir = checkpoint.path;
   SC_RETURN_IF_ERROR(load_weights(dir + "/model.safetensors", model_->layout(), model_->params()));
-  SC_ASSIGN_OR_RETURN(SafetensorsFile optimizer, SafetensorsFile::open(dir + "/optimizer.safetensors"));
-  const std::vector<int64_t> flat_shape = {static_cast<int64_t>(model_->num_floats())};
-  SC_ASSIGN_OR_RETURN(std::vector<float> m, optimizer.read_f32("adamw.m", flat_shape));
-  SC_ASSIGN_OR_RETURN(std::vector<float> v, optimizer.read_f32("adamw.v", flat_shape));
-  std::copy(m.begin(), m.end(), adamw_->m());
-  std::copy(v.begin(), v.end(), adamw_->v());
+  SC_RETURN_IF_ERROR(load_optimizer_shards(dir, *adamw_, model_->num_floats()));
   SC_ASSIGN_OR_RETURN(std::string state_text, read_file(dir + "/trainer_state.json"));
   nlohmann::json state = nlohmann::json::parse(state_text, nullptr, false);
   if (state.is_discarded()) return Status::corruption("{}/trainer_state.json: not valid JSON", dir);
@@ -182,7 +194,9 @@ Status Trainer::resume_from(const CheckpointInfo& checkpoint) {
   }
   if (root()) SC_RETURN_IF_ERROR(write_file_atomic(o_.out_dir + "/metrics.jsonl", kept));
   last_checkpoint_ = dir;
-  log_info("resumed from {} at step {}", dir, step_);
+  const int saved_world = state.value("world_size", 1);
+  log_info("resumed from {} at step {}{}", dir, step_,
+           saved_world != world() ? fmt::format(" (written on {} ranks, resharded to {})", saved_world, world()) : "");
   return Status();
 }
 
@@ -190,30 +204,41 @@ Result<double> Trainer::evaluate() {
   if (!val_data_) return -1.0;
   val_data_->rewind();
   const uint64_t batches = std::max<uint64_t>(
-      1, std::min<uint64_t>(static_cast<uint64_t>(o_.eval_batches), val_data_->windows_per_rank() / o_.batch_size));
-  double loss_sum = 0;
-  size_t count = 0;
-  for (uint64_t b = 0; b < batches; ++b) {
-    val_data_->next_batch(inputs_.data(), targets_.data());
+      1, std::min<uint64_t>(static_cast<uint64_t>(o_.eval_batches), val_data_->total_windows() / o_.batch_size));
+  // Ranks split the batches (rank r takes b = r, r + ranks, ...) and the
+  // per-batch sums are added in batch order: the same value on any number
+  // of ranks.
+  const uint64_t ranks = static_cast<uint64_t>(world()), per_rank = (batches + ranks - 1) / ranks;
+  std::vector<double> local(2 * per_rank, 0.0);
+  for (uint64_t i = 0; i < per_rank; ++i) {
+    const uint64_t b = i * ranks + static_cast<uint64_t>(comm_->rank());
+    if (b >= batches) break;
+    val_data_->read_batch_at(b * static_cast<uint64_t>(o_.batch_size), inputs_.data(), targets_.data());
     SC_ASSIGN_OR_RETURN(CrossEntropySums sums, model_->forward(inputs_.data(), targets_.data()));
-    loss_sum += sums.loss_sum;
-    count += sums.count;
+    local[2 * i] = sums.loss_sum;
+    local[2 * i + 1] = static_cast<double>(sums.count);
   }
-  return loss_sum / static_cast<double>(count);
+  SC_ASSIGN_OR_RETURN(auto by_rank, all_gather_doubles(*comm_, local, kCollectiveTimeout));
+  double loss_sum = 0, count = 0;
+  for (uint64_t b = 0; b < batches; ++b) {
+    loss_sum += by_rank[b % ranks][2 * (b / ranks)];
+    count += by_rank[b % ranks][2 * (b / ranks) + 1];
+  }
+  return loss_sum / count;
 }
 
 Status Trainer::save_checkpoint() {
-  // Every rank holds the same weights and moments; rank 0 writes them.
-  if (!root()) return Status();
+  // docs/checkpoint_format.md: rank 0 opens the temporary directory; every
+  // rank writes its optimizer shard and rank 0 the rest; only after a barrier
+  // (every part on disk) does rank 0 write the manifest and commit.
   const std::string checkpoints = o_.out_dir + "/checkpoints";
   const Clock clock;
-  SC_RETURN_IF_ERROR(commit_checkpoint(checkpoints, step_, [&](const std::string& dir) -> Status {
+  if (root()) SC_RETURN_IF_ERROR(begin_checkpoint(checkpoints, step_).status());
+  SC_RETURN_IF_ERROR(comm_->barrier(kCollectiveTimeout));
+  const std::string dir = checkpoint_temp_dir(checkpoints, step_);
+  SC_RETURN_IF_ERROR(save_optimizer_shard(dir, comm_->rank(), world(), *adamw_, model_->num_floats(), step_));
+  if (root()) {
     SC_RETURN_IF_ERROR(save_weights(dir + "/model.safetensors", model_->layout(), model_->params()));
-    const std::vector<int64_t> flat = {static_cast<int64_t>(model_->num_floats())};
-    const std::vector<TensorToWrite> moments = {{"adamw.m", DType::kF32, flat, adamw_->m()},
-                                                {"adamw.v", DType::kF32, flat, adamw_->v()}};
-    SC_RETURN_IF_ERROR(write_safetensors(dir + "/optimizer.safetensors", moments,
-                                         {{"optimizer", "adamw"}, {"step", std::to_string(step_)}}));
     SC_RETURN_IF_ERROR(write_file_atomic(dir + "/config.json", config_.to_json().dump(2) + "\n"));
     const std::string tokenizer = o_.data_dir + "/tokenizer.model";
     if (fs::exists(tokenizer)) {
@@ -223,11 +248,14 @@ Status Trainer::save_checkpoint() {
     nlohmann::json state = {{"step", step_},
                             {"tokens_seen", tokens_seen_},
                             {"elapsed_s", elapsed_before_s_ + run_clock_.seconds()},
+                            {"world_size", world()},
                             {"options", o_.to_json()},
                             {"rng", {{"kind", "counter"}, {"seed", o_.seed}}},
                             {"data_cursor", train_data_->cursor().to_json()}};
-    return write_file_atomic(dir + "/trainer_state.json", state.dump(2) + "\n");
-  }, static_cast<int>(o_.keep_checkpoints)));
+    SC_RETURN_IF_ERROR(write_file_atomic(dir + "/trainer_state.json", state.dump(2) + "\n"));
+  }
+  SC_RETURN_IF_ERROR(comm_->barrier(kCollectiveTimeout));
+  if (root()) SC_RETURN_IF_ERROR(finish_checkpoint(checkpoints, step_, static_cast<int>(o_.keep_checkpoints)));
   last_checkpoint_ = checkpoints + "/" + checkpoint_dir_name(step_);
   log_debug("checkpoint {} written in {:.2f}s", last_checkpoint_, clock.seconds());
   return Status();
@@ -250,8 +278,7 @@ Status Trainer::write_loss_plot() {
 Result<TrainSummary> Trainer::run() {
   if (step_ == 0 && root()) SC_RETURN_IF_ERROR(write_file_atomic(o_.out_dir + "/metrics.jsonl", ""));
   const int64_t last_step = o_.stop_at_step > 0 ? o_.stop_at_step : o_.steps;
-  const double tokens_per_step = static_cast<double>(o_.batch_size * o_.seq_len * o_.grad_accum * comm_->size());
-  constexpr CollectiveTimeout kCollectiveTimeout{std::chrono::minutes(10)};
+  const double tokens_per_step = static_cast<double>(o_.global_batch * o_.seq_len);
   run_clock_ = Clock();
   const Clock& clock = run_clock_;
   ProgressLine progress(0.2);
@@ -260,42 +287,71 @@ Result<TrainSummary> Trainer::run() {
   bool stopped_by_time = false;
   const int64_t first_step = step_;
 
+  const size_t moe_layers = model_->moe_stats().size();
+  const size_t experts = static_cast<size_t>(std::max<int64_t>(config_.num_experts, 0));
+  const int64_t accum = o_.grad_accum;
+  const int64_t global_micro = accum * world();
+  // Rank r runs global micro-batches [r·accum, (r+1)·accum) of each step.
+  const uint64_t first_window = static_cast<uint64_t>(comm_->rank() * accum * o_.batch_size);
   while (step_ < last_step) {
-    model_->zero_grads();
-    double loss_sum = 0, aux_sum = 0, z_sum = 0;
-    const size_t moe_layers = model_->moe_stats().size();
-    std::vector<std::vector<int64_t>> expert_tokens(moe_layers, std::vector<int64_t>(config_.num_experts, 0));
+    // This rank's figures, exchanged with the gradient norm: per micro-batch
+    // (loss, aux, z), then the time-limit vote, dropped assignments and
+    // expert token counts.
+    std::vector<double> local;
+    local.reserve(static_cast<size_t>(3 * accum) + 2 + moe_layers * experts);
+    std::vector<int64_t> routed(moe_layers * experts, 0);
     int64_t dropped = 0;
-    for (int64_t micro = 0; micro < o_.grad_accum; ++micro) {
-      train_data_->next_batch(inputs_.data(), targets_.data());
+    Status hook_status;
+    for (int64_t micro = 0; micro < accum; ++micro) {
+      model_->zero_grads();
+      train_data_->read_batch_at(first_window + static_cast<uint64_t>(micro * o_.batch_size), inputs_.data(),
+                                 targets_.data());
       SC_ASSIGN_OR_RETURN(CrossEntropySums sums, model_->forward(inputs_.data(), targets_.data()));
-      loss_sum += sums.loss_sum / static_cast<double>(sums.count);
-      aux_sum += model_->aux_loss();
-      z_sum += model_->z_loss();
+      local.insert(local.end(), {sums.loss_sum / static_cast<double>(sums.count), model_->aux_loss(), model_->z_loss()});
       for (size_t l = 0; l < moe_layers; ++l) {
         const MoeStats& stats = model_->moe_stats()[l];
-        for (size_t e = 0; e < stats.routed.size(); ++e) expert_tokens[l][e] += stats.routed[e];
+        for (size_t e = 0; e < stats.routed.size(); ++e) routed[l * experts + e] += stats.routed[e];
         dropped += stats.dropped;
       }
-      model_->backward(static_cast<float>(1.0 / (static_cast<double>(sums.count) * o_.grad_accum)));
+      // Every micro-batch's mean loss weighs 1/G in the step's loss.
+      const float dloss = static_cast<float>(1.0 / (static_cast<double>(sums.count) * static_cast<double>(global_micro)));
+      if (micro + 1 < accum) {
+        model_->backward(dloss);
+        SC_RETURN_IF_ERROR(sync_->accumulate());
+      } else {
+        // The last micro-batch: buckets are reduce-scattered as backward finishes them.
+        model_->backward(dloss, [&](size_t offset) {
+          if (hook_status.ok()) hook_status = sync_->grads_final(offset);
+        });
+      }
     }
-    double loss = loss_sum / static_cast<double>(o_.grad_accum);
+    train_data_->advance(static_cast<uint64_t>(o_.global_batch));
+    SC_RETURN_IF_ERROR(hook_status);
+    SC_RETURN_IF_ERROR(sync_->finish_reduce(kCollectiveTimeout));
     // The time limit is decided together: one rank stopping alone would leave
     // the others waiting in the next collective.
-    bool time_up = o_.time_limit_min > 0 && clock.seconds() >= o_.time_limit_min * 60.0;
-    if (comm_->size() > 1) {
-      const float inv_ranks = 1.0f / static_cast<float>(comm_->size());
-      SC_RETURN_IF_ERROR(comm_->all_reduce({model_->grads(), model_->num_floats()}, kCollectiveTimeout));
-      scale_inplace(*pool_, model_->grads(), inv_ranks, model_->num_floats());
-      float shared[4] = {static_cast<float>(loss), static_cast<float>(aux_sum), static_cast<float>(z_sum),
-                         time_up ? 1.0f : 0.0f};
-      SC_RETURN_IF_ERROR(comm_->all_reduce(shared, kCollectiveTimeout));
-      loss = shared[0] * inv_ranks;
-      aux_sum = shared[1] * inv_ranks;
-      z_sum = shared[2] * inv_ranks;
-      time_up = shared[3] > 0;
+    local.push_back(o_.time_limit_min > 0 && clock.seconds() >= o_.time_limit_min * 60.0 ? 1.0 : 0.0);
+    local.push_back(static_cast<double>(dropped));
+    local.insert(local.end(), routed.begin(), routed.end());
+    SC_ASSIGN_OR_RETURN(GradientSync::Exchanged exchanged, sync_->exchange(local, kCollectiveTimeout));
+    // Sums in global micro-batch order (rank by rank): the same on any number of ranks.
+    double loss_sum = 0, aux_sum = 0, z_sum = 0;
+    bool time_up = false;
+    std::vector<std::vector<int64_t>> expert_tokens(moe_layers, std::vector<int64_t>(experts, 0));
+    dropped = 0;
+    for (const std::vector<double>& r : exchanged.by_rank) {
+      for (int64_t micro = 0; micro < accum; ++micro) {
+        loss_sum += r[static_cast<size_t>(3 * micro)];
+        aux_sum += r[static_cast<size_t>(3 * micro + 1)];
+        z_sum += r[static_cast<size_t>(3 * micro + 2)];
+      }
+      const size_t tail = static_cast<size_t>(3 * accum);
+      time_up = time_up || r[tail] > 0;
+      dropped += static_cast<int64_t>(r[tail + 1]);
+      for (size_t i = 0; i < moe_layers * experts; ++i) expert_tokens[i / experts][i % experts] += static_cast<int64_t>(r[tail + 2 + i]);
     }
-    const double grad_norm = std::sqrt(sum_of_squares(model_->grads(), model_->num_floats(), *pool_));
+    const double loss = loss_sum / static_cast<double>(global_micro);
+    const double grad_norm = std::sqrt(exchanged.sum_squares);
     if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
       return Status::internal("step {}: non-finite loss ({}) or gradient norm ({}); lower --lr", step_ + 1, loss,
                               grad_norm);
@@ -303,6 +359,7 @@ Result<TrainSummary> Trainer::run() {
     const double lr = schedule_.at(step_);
     ++step_;
     adamw_->update(model_->params(), model_->grads(), lr, step_, *pool_, clip_coefficient(grad_norm, o_.grad_clip));
+    SC_RETURN_IF_ERROR(sync_->gather_params(kCollectiveTimeout));
     tokens_seen_ += tokens_per_step;
     window_tokens += tokens_per_step;
 
@@ -321,8 +378,8 @@ Result<TrainSummary> Trainer::run() {
     if (moe_layers > 0) {
       const double balance = RouterHealth::balance(expert_tokens);
       for (const std::string& warning : router_health_->update(expert_tokens)) log_warn("{}", warning);
-      metrics["aux_loss"] = aux_sum / static_cast<double>(o_.grad_accum);
-      metrics["z_loss"] = z_sum / static_cast<double>(o_.grad_accum);
+      metrics["aux_loss"] = aux_sum / static_cast<double>(global_micro);
+      metrics["z_loss"] = z_sum / static_cast<double>(global_micro);
       metrics["expert_tokens"] = expert_tokens;
       metrics["expert_balance"] = balance;
       if (config_.capacity_factor > 0) metrics["dropped_assignments"] = dropped;
@@ -432,6 +489,17 @@ Result<TrainSummary> run_training(const TrainRequest& request) {
   SC_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, make_communicator());
   Communicator* comm_view = comm.get();
   if (comm->rank() != 0) set_log_level(LogLevel::kWarn);
+  if (request.overrides.contains("grad_accum")) {
+    // A fixed global batch decides grad_accum; an explicit one must agree.
+    TrainOptions resolved = options;
+    SC_RETURN_IF_ERROR(resolved.resolve_batch(comm->size()));
+    if (resolved.grad_accum != options.grad_accum) {
+      return Status::invalid("--grad-accum {} conflicts with the global batch of {} sequences{}: batch size {} on {} "
+                             "ranks needs --grad-accum {}; give only one of them",
+                             options.grad_accum, options.global_batch, request.resume ? " of the resumed run" : "",
+                             options.batch_size, comm->size(), resolved.grad_accum);
+    }
+  }
   Trainer trainer(options, config, std::move(comm));
   auto result = [&]() -> Result<TrainSummary> {
     SC_RETURN_IF_ERROR(trainer.setup());

@@ -1,0 +1,116 @@
+// `mpirun -np N supercluster train`: data parallelism with a ZeRO-1 sharded
+// optimizer, against single-process runs of the same global batch.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "train_cli_fixture.h"
+
+namespace sc {
+namespace {
+namespace fs = std::filesystem;
+
+class DataParallelCli : public TrainCli {
+ protected:
+  // A run of the tiny model with a global batch of 4 sequences of batch 1,
+  // one thread per rank: 1 rank accumulates 4 micro-batches, 2 ranks 2, 4
+  // ranks 1.
+  static std::string train_ranks(int ranks, const std::string& out, const std::string& extra) {
+    const std::string args = fmt::format("train --config {} --data {} --out {} --batch-size 1 --global-batch 4 "
+                                         "--threads 1 --bucket-mb 0.1 {}",
+                                         dir_->file("tiny.json"), dir_->file("data"), dir_->file(out), extra);
+    auto r = ranks == 1 ? testing::run_supercluster(args) : run_mpi(ranks, args);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return r.output;
+  }
+  static std::vector<nlohmann::json> metrics(const std::string& run) {
+    std::ifstream in(dir_->file(run + "/metrics.jsonl"));
+    std::vector<nlohmann::json> lines;
+    for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+    return lines;
+  }
+  // Loss, gradient norm and validation loss are the same doubles at every step.
+  static void expect_same_curve(const std::string& a, const std::string& b, size_t steps) {
+    const auto ma = metrics(a), mb = metrics(b);
+    ASSERT_EQ(ma.size(), steps) << a;
+    ASSERT_EQ(mb.size(), steps) << b;
+    for (size_t i = 0; i < steps; ++i) {
+      EXPECT_EQ(ma[i]["loss"], mb[i]["loss"]) << a << " vs " << b << " at step " << i + 1;
+      EXPECT_EQ(ma[i]["grad_norm"], mb[i]["grad_norm"]) << a << " vs " << b << " at step " << i + 1;
+      EXPECT_EQ(ma[i].value("val_loss", -1.0), mb[i].value("val_loss", -1.0)) << a << " vs " << b << " at step " << i + 1;
+    }
+  }
+};
+
+TEST_F(DataParallelCli, OneTwoAndFourRanksGiveBitIdenticalTraining) {
+  train_ranks(1, "dp1", "--steps 20");
+  const std::string two = train_ranks(2, "dp2", "--steps 20");
+  const std::string four = train_ranks(4, "dp4", "--steps 20");
+  EXPECT_NE(two.find("data parallel: 2 ranks"), std::string::npos) << two;
+  EXPECT_NE(four.find("(1/4 shard, ZeRO-1)"), std::string::npos) << four;
+  size_t summaries = 0;
+  for (size_t at = four.find("trained to step"); at != std::string::npos; at = four.find("trained to step", at + 1)) {
+    ++summaries;
+  }
+  EXPECT_EQ(summaries, 1u) << "only rank 0 reports:\n" << four;
+  expect_same_curve("dp1", "dp2", 20);
+  expect_same_curve("dp1", "dp4", 20);
+  expect_identical_tensors(dir_->file("dp1/checkpoints/step_00000020/model.safetensors"),
+                           dir_->file("dp4/checkpoints/step_00000020/model.safetensors"));
+  // Each rank wrote its optimizer shard; together they are the whole state.
+  for (int r = 0; r < 4; ++r) {
+    EXPECT_TRUE(fs::exists(dir_->file(fmt::format("dp4/checkpoints/step_00000020/optimizer-{:05d}-of-00004.safetensors", r))));
+  }
+  const auto manifest = nlohmann::json::parse(testing::read_text(dir_->file("dp4/checkpoints/step_00000020/manifest.json")));
+  EXPECT_TRUE(manifest["files"].contains("optimizer-00003-of-00004.safetensors")) << manifest.dump();
+}
+
+TEST_F(DataParallelCli, CheckpointOfFourRanksResumesOnTwoAndOne) {
+  train_ranks(2, "straight2", "--steps 16");
+  train_ranks(4, "saved4", "--steps 16 --stop-at-step 10 --checkpoint-every 10");
+  fs::copy(dir_->file("saved4"), dir_->file("saved4_to_1"), fs::copy_options::recursive);
+  auto resumed = run_mpi(2, fmt::format("train --resume --out {}", dir_->file("saved4")));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("written on 4 ranks, resharded to 2"), std::string::npos) << resumed.output;
+  expect_same_curve("straight2", "saved4", 16);
+  expect_identical_tensors(dir_->file("straight2/checkpoints/step_00000016/model.safetensors"),
+                           dir_->file("saved4/checkpoints/step_00000016/model.safetensors"));
+
+  auto one = testing::run_supercluster(fmt::format("train --resume --out {}", dir_->file("saved4_to_1")));
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  expect_same_curve("straight2", "saved4_to_1", 16);
+  expect_identical_tensors(dir_->file("saved4/checkpoints/step_00000016/optimizer-00000-of-00002.safetensors"),
+                           dir_->file("straight2/checkpoints/step_00000016/optimizer-00000-of-00002.safetensors"));
+}
+
+TEST_F(DataParallelCli, AnExplicitGradAccumMustAgreeWithTheGlobalBatch) {
+  auto r = run_mpi(2, fmt::format("train --config {} --data {} --out {} --batch-size 1 --global-batch 4 "
+                                  "--grad-accum 1 --steps 2",
+                                  dir_->file("tiny.json"), dir_->file("data"), dir_->file("conflict")));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("--grad-accum 1 conflicts with the global batch of 4 sequences"), std::string::npos)
+      << r.output;
+  auto odd = testing::run_supercluster(fmt::format("train --config {} --data {} --out {} --batch-size 3 "
+                                                   "--global-batch 4 --steps 2",
+                                                   dir_->file("tiny.json"), dir_->file("data"), dir_->file("odd")));
+  EXPECT_NE(odd.exit_code, 0);
+  EXPECT_NE(odd.output.find("--global-batch 4 is not a multiple of --batch-size 3"), std::string::npos) << odd.output;
+}
+
+TEST_F(DataParallelCli, ARankThatFailsEndsTheJobWithItsMessage) {
+  // Both ranks fail the same way here (a vocab mismatch); the job must exit
+  // non-zero with a rank-tagged message instead of hanging.
+  auto r = testing::run_command(fmt::format(
+      "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 60 mpirun --oversubscribe --mca btl self,vader -np 2 "
+      "{} train --config grok-mini --data {} --out {} --steps 2",
+      SUPERCLUSTER_BINARY, dir_->file("data"), dir_->file("failing")));
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.exit_code, 124) << "the job hung:\n" << r.output;
+  EXPECT_NE(r.output.find("vocab size 400, expected 8192"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("of 2:"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace sc
