@@ -17,6 +17,7 @@ CLI::App* add_prepare_command(CLI::App& root, CommandRunner* runner);
 CLI::App* add_train_command(CLI::App& root, CommandRunner* runner);
 CLI::App* add_generate_command(CLI::App& root, CommandRunner* runner);
 CLI::App* add_plan_command(CLI::App& root, CommandRunner* runner);
+CLI::App* add_launch_command(CLI::App& root, CommandRunner* runner);
 
 
 }  // namespace sc::cli

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   add(sc::cli::add_train_command);
   add(sc::cli::add_generate_command);
   add(sc::cli::add_plan_command);
+  add(sc::cli::add_launch_command);
 
   try {
     app.parse(argc, argv);

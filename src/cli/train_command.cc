@@ -50,6 +50,15 @@ CLI::App* add_train_command(CLI::App& root, CommandRunner* runner) {
   add("--seed", &v.seed, "Seed of initialization and data order (default 1337)");
   add("--threads", &v.threads, "Threads; 0 all cores (default 0)");
   add("--time-limit", &v.time_limit_min, "Stop after this many minutes, with a checkpoint (default: none)");
+  add("--async-checkpoint", &v.async_checkpoint,
+      "1: checkpoints are staged and written by a background thread while training goes on; 0: the step loop "
+      "waits (default 1)");
+  add("--spike-factor", &v.spike_factor,
+      "Skip the update of a step whose loss exceeds this x the mean of the last 20 steps; 0 off (default 3). "
+      "Non-finite loss or gradient norm is always skipped");
+  add("--max-bad-steps", &v.max_bad_steps,
+      "Skipped steps in a row before rolling back to the last checkpoint and going on past those batches "
+      "(default 3)");
   sub->add_flag("--resume", *resume, "Continue the run in --out from its newest valid checkpoint");
   sub->add_flag("--dry-run", *dry_run, "Print parameters, FLOPs and memory for the config; allocate nothing");
 

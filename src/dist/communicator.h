@@ -123,6 +123,17 @@ class Communicator {
   // every rank exit non-zero (MPI_Abort under MPI; exit(1) in one process).
   // Returns only if that failed.
   virtual Status abort_job(const std::string& why) = 0;
+
+  // Bytes of payload this rank has sent to other ranks so far: what each
+  // collective's algorithm puts on the wire from this rank, e.g. (size-1)
+  // shards for a reduce-scatter or an all-gather (docs/communicator.md).
+  uint64_t bytes_sent() const { return bytes_sent_; }
+
+ protected:
+  void count_sent(uint64_t bytes) { bytes_sent_ += bytes; }
+
+ private:
+  uint64_t bytes_sent_ = 0;
 };
 
 struct CommunicatorOptions {

@@ -201,6 +201,13 @@ Result<PendingOp> MpiCommunicator::start_all_reduce(std::span<float> data) {
   auto state = std::make_unique<MpiPendingState>();
   state->owner = &m;
   const int n = static_cast<int>(data.size());
+  // Every shard but this rank's goes out, then this rank's shard to the
+  // others: 2(size-1)/size of the buffer, a ring's figure (counted the same
+  // for MPI's own algorithm).
+  {
+    const size_t mine = shard_range(data.size(), rank_, size_).count();
+    count_sent((data.size() - mine + mine * static_cast<size_t>(size_ - 1)) * sizeof(float));
+  }
   if (!deterministic_) {
     SC_RETURN_IF_ERROR(m.mpi_status(
         MPI_Iallreduce(MPI_IN_PLACE, data.data(), n, MPI_FLOAT, MPI_SUM, m.comm, &state->request),
@@ -249,6 +256,7 @@ Result<PendingOp> MpiCommunicator::start_reduce_scatter(std::span<const float> i
   s.owner = &m;
   const int shard_count = static_cast<int>(shard.size());
   const bool in_place = dist_checks::overlaps(input, shard);
+  count_sent(shard.size() * static_cast<size_t>(size_ - 1) * sizeof(float));
   if (!deterministic_) {
     float* out = shard.data();
     if (in_place) {  // MPI forbids aliased buffers: reduce into scratch, then copy
@@ -285,6 +293,7 @@ Result<PendingOp> MpiCommunicator::start_all_gather(std::span<const float> shard
   auto state = std::make_unique<MpiPendingState>();
   state->owner = &m;
   const int shard_count = static_cast<int>(shard.size());
+  count_sent(shard.size() * static_cast<size_t>(size_ - 1) * sizeof(float));
   int rc = dist_checks::overlaps(output, shard)
                ? MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, output.data(), shard_count,
                                 MPI_FLOAT, m.comm, &state->request)
@@ -369,6 +378,9 @@ Status MpiCommunicator::all_to_all_v(std::span<const float> send, std::span<cons
   s.offsets.assign(send_offsets.begin(), send_offsets.end());
   s.recv_counts.assign(recv_counts.begin(), recv_counts.end());
   s.recv_offsets.assign(recv_offsets.begin(), recv_offsets.end());
+  for (int j = 0; j < size_; ++j) {
+    if (j != rank_) count_sent(send_counts[static_cast<size_t>(j)] * sizeof(float));
+  }
   SC_RETURN_IF_ERROR(m.mpi_status(
       MPI_Ialltoallv(send.data(), s.counts.data(), s.offsets.data(), MPI_FLOAT, recv.data(),
                      s.recv_counts.data(), s.recv_offsets.data(), MPI_FLOAT, m.comm, &s.request),
@@ -384,6 +396,7 @@ Status MpiCommunicator::broadcast(std::span<std::byte> data, int root, Collectiv
   std::string what = fmt::format("broadcast of {} bytes from rank {}", data.size(), root);
   auto state = std::make_unique<MpiPendingState>();
   state->owner = &m;
+  if (rank_ == root) count_sent(data.size() * static_cast<size_t>(size_ - 1));
   SC_RETURN_IF_ERROR(m.mpi_status(MPI_Ibcast(data.data(), static_cast<int>(data.size()), MPI_BYTE,
                                              root, m.comm, &state->request),
                                   what));

@@ -119,7 +119,7 @@ TEST(OptimizerShards, MomentsWrittenOnFourRanksLoadOnAnyNumber) {
         v[s.local + i - s.begin] = moment_of(i, true);
       }
     }
-    ASSERT_TRUE(save_optimizer_shard(dir.path(), rank, 4, adamw, num_floats, 7).ok());
+    ASSERT_TRUE(save_optimizer_shard(dir.path(), rank, 4, adamw.segments(), m, v, num_floats, 7).ok());
   }
   for (int world : {1, 2, 3, 4}) {
     for (int rank = 0; rank < world; ++rank) {

@@ -52,15 +52,20 @@ std::string optimizer_shard_name(int rank, int world) {
   return fmt::format("optimizer-{:05d}-of-{:05d}.safetensors", rank, world);
 }
 
-Status save_optimizer_shard(const std::string& dir, int rank, int world, const AdamW& adamw, size_t num_floats,
-                            int64_t step) {
+Status save_optimizer_shard(const std::string& dir, int rank, int world, const std::vector<OwnedSegment>& owned,
+                            std::span<const float> m, std::span<const float> v, size_t num_floats, int64_t step) {
+  if (m.size() != v.size()) return Status::invalid("optimizer shard: {} first moments, {} second", m.size(), v.size());
   nlohmann::json segments = nlohmann::json::array();
-  for (const OwnedSegment& s : adamw.segments()) {
+  for (const OwnedSegment& s : owned) {
+    if (s.local + (s.end - s.begin) > m.size()) {
+      return Status::invalid("optimizer shard: segment [{}, {}) at {} lies outside {} moments", s.begin, s.end, s.local,
+                             m.size());
+    }
     if (s.begin < num_floats) segments.push_back({s.begin, std::min(s.end, num_floats), s.local});
   }
-  const std::vector<int64_t> shape = {static_cast<int64_t>(adamw.size())};
-  const std::vector<TensorToWrite> moments = {{"adamw.m", DType::kF32, shape, adamw.m()},
-                                              {"adamw.v", DType::kF32, shape, adamw.v()}};
+  const std::vector<int64_t> shape = {static_cast<int64_t>(m.size())};
+  const std::vector<TensorToWrite> moments = {{"adamw.m", DType::kF32, shape, m.data()},
+                                              {"adamw.v", DType::kF32, shape, v.data()}};
   return write_safetensors(fs::path(dir) / optimizer_shard_name(rank, world), moments,
                            {{"optimizer", "adamw"},
                             {"step", std::to_string(step)},

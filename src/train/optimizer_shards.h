@@ -14,7 +14,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "train/adamw.h"
@@ -23,10 +25,12 @@ namespace sc {
 
 std::string optimizer_shard_name(int rank, int world);
 
-// Writes DIR/optimizer-<rank>-of-<world>.safetensors atomically. Segments are
-// clipped to the layout's `num_floats` (padding is not state).
-Status save_optimizer_shard(const std::string& dir, int rank, int world, const AdamW& adamw, size_t num_floats,
-                            int64_t step);
+// Writes DIR/optimizer-<rank>-of-<world>.safetensors atomically: moments `m`
+// and `v` laid out by `segments` (AdamW::segments(); the trainer passes
+// staged copies). Segments are clipped to the layout's `num_floats`
+// (padding is not state).
+Status save_optimizer_shard(const std::string& dir, int rank, int world, const std::vector<OwnedSegment>& segments,
+                            std::span<const float> m, std::span<const float> v, size_t num_floats, int64_t step);
 
 // Fills the moments of adamw's segments (within `num_floats`) from DIR's
 // optimizer files, written on any number of ranks. Missing files, or moments

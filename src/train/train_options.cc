@@ -6,7 +6,8 @@ namespace sc {
   X(config) X(data_dir) X(out_dir) X(steps) X(stop_at_step) X(batch_size) X(seq_len) X(grad_accum) X(lr) \
   X(global_batch) X(bucket_mb)                                                                          \
   X(min_lr) X(warmup) X(weight_decay) X(beta1) X(beta2) X(grad_clip) X(eval_every) X(eval_batches)      \
-  X(checkpoint_every) X(keep_checkpoints) X(seed) X(threads) X(time_limit_min)
+  X(checkpoint_every) X(keep_checkpoints) X(seed) X(threads) X(time_limit_min) X(async_checkpoint)     \
+  X(spike_factor) X(max_bad_steps)
 
 nlohmann::json TrainOptions::to_json() const {
   nlohmann::json j;
@@ -71,6 +72,13 @@ Status TrainOptions::validate() const {
     return Status::invalid("--weight-decay, --grad-clip, --eval-every, --checkpoint-every, --keep-checkpoints, "
                            "--threads and --time-limit must not be negative");
   }
+  if (async_checkpoint != 0 && async_checkpoint != 1) {
+    return Status::invalid("--async-checkpoint must be 0 or 1 (got {})", async_checkpoint);
+  }
+  if (spike_factor < 0 || (spike_factor > 0 && spike_factor <= 1)) {
+    return Status::invalid("--spike-factor must be 0 (off) or above 1 (got {})", spike_factor);
+  }
+  if (max_bad_steps < 1) return Status::invalid("--max-bad-steps must be at least 1 (got {})", max_bad_steps);
   if (data_dir.empty()) return Status::invalid("--data is required");
   if (out_dir.empty()) return Status::invalid("--out is required");
   return Status();

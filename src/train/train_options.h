@@ -37,6 +37,9 @@ struct TrainOptions {
   uint64_t seed = 1337;
   int64_t threads = 0;         // 0: all cores
   double time_limit_min = 0;   // 0: none; else stop (and checkpoint) after this many minutes
+  int64_t async_checkpoint = 1;  // 1: write checkpoints on a background thread; 0: the step loop waits
+  double spike_factor = 3.0;   // skip a step whose loss is above this x the recent mean; 0: off (NaN always caught)
+  int64_t max_bad_steps = 3;   // skipped steps in a row before rolling back to the last checkpoint
 
   nlohmann::json to_json() const;
   // Overrides the fields present in `j`; unknown keys and wrong types are

@@ -5,8 +5,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "core/arena.h"
+#include "core/fault_injection.h"
 #include "core/file_util.h"
 #include "core/human_format.h"
 #include "core/log.h"
@@ -17,12 +19,15 @@
 #include "kernels/elementwise.h"
 #include "kernels/matmul.h"
 #include "kernels/peak.h"
+#include "launch/heartbeat.h"
 #include "model/model.h"
 #include "model/safetensors.h"
 #include "model/weights_io.h"
 #include "train/adamw.h"
+#include "train/background_task.h"
 #include "train/checkpoint_dir.h"
 #include "train/data_parallel.h"
+#include "train/loss_guard.h"
 #include "train/loss_plot.h"
 #include "train/optimizer_shards.h"
 #include "train/lr_schedule.h"
@@ -49,18 +54,88 @@ struct Clock {
   double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); }
 };
 
+// One rank's figures of a step, exchanged with the gradient norm, and their
+// combination over ranks. Summed in global micro-batch order (rank by rank,
+// micro-batch by micro-batch), so the step's loss is the same double on any
+// number of ranks.
+struct StepFigures {
+  std::vector<double> loss, aux, z;  // per micro-batch of this rank
+  bool time_up = false;              // this rank's clock passed --time-limit
+  bool checkpoint_files_written = false;
+  int64_t dropped = 0;               // MoE assignments over capacity
+  std::vector<int64_t> routed;       // [layer · experts + expert]
+
+  std::vector<double> pack() const {
+    std::vector<double> out;
+    for (size_t i = 0; i < loss.size(); ++i) out.insert(out.end(), {loss[i], aux[i], z[i]});
+    out.insert(out.end(), {time_up ? 1.0 : 0.0, checkpoint_files_written ? 1.0 : 0.0, static_cast<double>(dropped)});
+    out.insert(out.end(), routed.begin(), routed.end());
+    return out;
+  }
+};
+
+struct GlobalFigures {
+  double loss = 0, aux = 0, z = 0;  // means over the global batch's micro-batches
+  bool time_up = false;             // on any rank: all stop together
+  bool checkpoint_files_written = true;  // on every rank: the checkpoint can be committed
+  int64_t dropped = 0;
+  std::vector<std::vector<int64_t>> expert_tokens;  // [layer][expert]
+
+  static GlobalFigures combine(const std::vector<std::vector<double>>& by_rank, size_t micro_batches,
+                               size_t layers, size_t experts) {
+    GlobalFigures g;
+    g.expert_tokens.assign(layers, std::vector<int64_t>(experts, 0));
+    for (const std::vector<double>& r : by_rank) {
+      for (size_t m = 0; m < micro_batches; ++m) {
+        g.loss += r[3 * m];
+        g.aux += r[3 * m + 1];
+        g.z += r[3 * m + 2];
+      }
+      const size_t tail = 3 * micro_batches;
+      g.time_up = g.time_up || r[tail] > 0;
+      g.checkpoint_files_written = g.checkpoint_files_written && r[tail + 1] > 0;
+      g.dropped += static_cast<int64_t>(r[tail + 2]);
+      for (size_t i = 0; i < layers * experts; ++i) g.expert_tokens[i / experts][i % experts] += static_cast<int64_t>(r[tail + 3 + i]);
+    }
+    const double n = static_cast<double>(micro_batches * by_rank.size());
+    g.loss /= n;
+    g.aux /= n;
+    g.z /= n;
+    return g;
+  }
+};
+
 class Trainer {
  public:
   Trainer(TrainOptions options, ModelConfig config, std::unique_ptr<Communicator> comm)
       : o_(std::move(options)), config_(std::move(config)), comm_(std::move(comm)) {}
+  // The checkpoint writer reads the staging buffers and the model's layout.
+  ~Trainer() { (void)writer_.wait(); }
 
   Status setup();
   Status resume_from(const CheckpointInfo& checkpoint);
   Result<TrainSummary> run();
+  // Ends a checkpoint still being written, so a job that fails keeps it.
+  void abandon_checkpoint() { (void)writer_.wait(); }
 
  private:
   Result<double> evaluate();
-  Status save_checkpoint();
+  // Forward and backward of this rank's micro-batches of the step; the last
+  // backward starts the buckets' reduce-scatters (finish_reduce completes them).
+  Result<StepFigures> compute_gradients();
+  // Asynchronous checkpoints (docs/checkpoint_format.md): start_checkpoint
+  // stages this rank's state and hands it to a background writer (returns the
+  // stall, seconds the step loop waited); the checkpoint is committed when
+  // every rank reports its files written (commit_if_written, after the
+  // step's exchange) or at flush_checkpoint (waits; every rank calls it).
+  Result<double> start_checkpoint();
+  Status commit_checkpoint_now();
+  Status flush_checkpoint();
+  std::string checkpoints_dir() const { return o_.out_dir + "/checkpoints"; }
+  // Back to the newest valid checkpoint, keeping the data cursor (so the
+  // batches since then, the offending ones included, are not seen again).
+  Status rollback(const std::string& why);
+  void log_event(nlohmann::json event);
   Status write_metrics_line(const nlohmann::json& line);
   Status write_loss_plot();
 
@@ -87,6 +162,14 @@ class Trainer {
   int64_t flops_per_token_ = 0;
   std::vector<LossPoint> train_history_, val_history_;
   std::string last_checkpoint_;
+  BackgroundTask writer_;
+  std::vector<float> staged_params_, staged_m_, staged_v_;
+  int64_t writing_step_ = -1;     // checkpoint in flight (files being written or written, not committed)
+  Clock writing_clock_;
+  LossGuard guard_;
+  int64_t rollbacks_at_step_ = -1, rollbacks_in_a_row_ = 0;
+  FaultInjector faults_;
+  HeartbeatWriter heartbeat_;
   std::optional<RouterHealth> router_health_;
   static constexpr int64_t kRouterCollapseSteps = 50;
   double elapsed_before_s_ = 0;  // training time of earlier (resumed) segments
@@ -96,6 +179,10 @@ class Trainer {
 Status Trainer::setup() {
   SC_RETURN_IF_ERROR(o_.validate());
   SC_RETURN_IF_ERROR(o_.resolve_batch(world()));
+  heartbeat_ = HeartbeatWriter::from_env(comm_->rank());
+  heartbeat_.beat(0, HeartbeatPhase::kSetup);
+  SC_ASSIGN_OR_RETURN(faults_, FaultInjector::from_env(o_.out_dir, comm_->rank()));
+  guard_ = LossGuard({.spike_factor = o_.spike_factor, .window = 20, .max_bad_in_row = static_cast<int>(o_.max_bad_steps)});
   // Ranks on one machine share its cores.
   const size_t threads = o_.threads > 0 ? static_cast<size_t>(o_.threads)
                                         : std::max<size_t>(1, default_thread_count() / static_cast<size_t>(world()));
@@ -162,10 +249,20 @@ Status Trainer::setup() {
   log_info("{} threads; {}; MFU is against the best measured fp32 sgemm peak of this CPU, {:.0f} GFLOP/s", threads,
            blas_description(), peak_gflops_);
   if (world() > 1) {
-    log_info("data parallel: {} ranks ({}), {} gradient buckets of up to {:.0f} MB, reduce-scatter overlapped with "
-             "backward", world(), comm_->backend_name(), buckets, o_.bucket_mb);
+    log_info("data parallel: {} ranks ({}), {} gradient buckets of up to {:.0f} MB over {} floats, reduce-scatter "
+             "overlapped with backward", world(), comm_->backend_name(), buckets, o_.bucket_mb,
+             model_->buffer_floats());
   }
-  if (root()) SC_RETURN_IF_ERROR(ensure_writable_directory(o_.out_dir));
+  if (root()) {
+    SC_RETURN_IF_ERROR(ensure_writable_directory(o_.out_dir));
+    // Temporary checkpoint directories of a crashed earlier attempt: never
+    // committed, never read; gone before any rank writes a new one.
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(checkpoints_dir(), ec)) {
+      const std::string name = entry.path().filename().string();
+      if (name.starts_with(".step_") && name.ends_with(".tmp")) fs::remove_all(entry.path(), ec);
+    }
+  }
   // No rank touches the run directory before rank 0 has made it.
   return comm_->barrier(kCollectiveTimeout);
 }
@@ -182,6 +279,9 @@ Status Trainer::resume_from(const CheckpointInfo& checkpoint) {
   step_ = state.value("step", int64_t{0});
   tokens_seen_ = state.value("tokens_seen", 0.0);
   elapsed_before_s_ = state.value("elapsed_s", 0.0);
+  guard_.restore(state.value("loss_guard", nlohmann::json()));
+  train_history_.clear();
+  val_history_.clear();
   // Earlier history: metrics.jsonl up to this step (later lines belong to the lost segment).
   std::ifstream metrics(o_.out_dir + "/metrics.jsonl");
   std::string line, kept;
@@ -194,6 +294,7 @@ Status Trainer::resume_from(const CheckpointInfo& checkpoint) {
   }
   if (root()) SC_RETURN_IF_ERROR(write_file_atomic(o_.out_dir + "/metrics.jsonl", kept));
   last_checkpoint_ = dir;
+  heartbeat_.beat(step_, HeartbeatPhase::kSetup);
   const int saved_world = state.value("world_size", 1);
   log_info("resumed from {} at step {}{}", dir, step_,
            saved_world != world() ? fmt::format(" (written on {} ranks, resharded to {})", saved_world, world()) : "");
@@ -227,38 +328,104 @@ Result<double> Trainer::evaluate() {
   return loss_sum / count;
 }
 
-Status Trainer::save_checkpoint() {
-  // docs/checkpoint_format.md: rank 0 opens the temporary directory; every
-  // rank writes its optimizer shard and rank 0 the rest; only after a barrier
-  // (every part on disk) does rank 0 write the manifest and commit.
-  const std::string checkpoints = o_.out_dir + "/checkpoints";
-  const Clock clock;
-  if (root()) SC_RETURN_IF_ERROR(begin_checkpoint(checkpoints, step_).status());
-  SC_RETURN_IF_ERROR(comm_->barrier(kCollectiveTimeout));
-  const std::string dir = checkpoint_temp_dir(checkpoints, step_);
-  SC_RETURN_IF_ERROR(save_optimizer_shard(dir, comm_->rank(), world(), *adamw_, model_->num_floats(), step_));
+Result<double> Trainer::start_checkpoint() {
+  const Clock stall;
+  SC_RETURN_IF_ERROR(flush_checkpoint());  // one checkpoint in flight at most
+  heartbeat_.beat(step_, HeartbeatPhase::kCheckpoint);
+  const std::string dir = checkpoint_temp_dir(checkpoints_dir(), step_);
+  std::error_code ec;
+  fs::create_directories(dir, ec);  // every rank: whoever comes first makes it
+  if (ec) return Status::io_error("{}: cannot create: {}", dir, ec.message());
+  // Stage: the step loop may change the live buffers as soon as we return.
+  staged_m_.assign(adamw_->m(), adamw_->m() + adamw_->size());
+  staged_v_.assign(adamw_->v(), adamw_->v() + adamw_->size());
+  std::string state_text;
   if (root()) {
-    SC_RETURN_IF_ERROR(save_weights(dir + "/model.safetensors", model_->layout(), model_->params()));
-    SC_RETURN_IF_ERROR(write_file_atomic(dir + "/config.json", config_.to_json().dump(2) + "\n"));
-    const std::string tokenizer = o_.data_dir + "/tokenizer.model";
-    if (fs::exists(tokenizer)) {
-      SC_ASSIGN_OR_RETURN(std::string bytes, read_file(tokenizer));
-      SC_RETURN_IF_ERROR(write_file_atomic(dir + "/tokenizer.model", bytes));
-    }
+    staged_params_.assign(model_->params(), model_->params() + model_->num_floats());
     nlohmann::json state = {{"step", step_},
                             {"tokens_seen", tokens_seen_},
                             {"elapsed_s", elapsed_before_s_ + run_clock_.seconds()},
                             {"world_size", world()},
                             {"options", o_.to_json()},
                             {"rng", {{"kind", "counter"}, {"seed", o_.seed}}},
-                            {"data_cursor", train_data_->cursor().to_json()}};
-    SC_RETURN_IF_ERROR(write_file_atomic(dir + "/trainer_state.json", state.dump(2) + "\n"));
+                            {"data_cursor", train_data_->cursor().to_json()},
+                            {"loss_guard", guard_.state()}};
+    state_text = state.dump(2) + "\n";
   }
-  SC_RETURN_IF_ERROR(comm_->barrier(kCollectiveTimeout));
-  if (root()) SC_RETURN_IF_ERROR(finish_checkpoint(checkpoints, step_, static_cast<int>(o_.keep_checkpoints)));
-  last_checkpoint_ = checkpoints + "/" + checkpoint_dir_name(step_);
-  log_debug("checkpoint {} written in {:.2f}s", last_checkpoint_, clock.seconds());
+  const int64_t step = step_;
+  writer_.start([this, dir, step, state_text = std::move(state_text)]() -> Status {
+    SC_RETURN_IF_ERROR(save_optimizer_shard(dir, comm_->rank(), world(), adamw_->segments(), staged_m_, staged_v_,
+                                            model_->num_floats(), step));
+    faults_.in_checkpoint_write(step);
+    if (!root()) return Status();
+    SC_RETURN_IF_ERROR(save_weights(dir + "/model.safetensors", model_->layout(), staged_params_.data()));
+    SC_RETURN_IF_ERROR(write_file_atomic(dir + "/config.json", config_.to_json().dump(2) + "\n"));
+    const std::string tokenizer = o_.data_dir + "/tokenizer.model";
+    if (fs::exists(tokenizer)) {
+      SC_ASSIGN_OR_RETURN(std::string bytes, read_file(tokenizer));
+      SC_RETURN_IF_ERROR(write_file_atomic(dir + "/tokenizer.model", bytes));
+    }
+    return write_file_atomic(dir + "/trainer_state.json", state_text);
+  });
+  writing_step_ = step_;
+  writing_clock_ = Clock();
+  return stall.seconds();
+}
+
+Status Trainer::commit_checkpoint_now() {
+  // Every rank's files of writing_step_ are on disk (the caller knows).
+  SC_RETURN_IF_ERROR(writer_.wait().with_context(fmt::format("rank {}: writing checkpoint {}", comm_->rank(),
+                                                             checkpoint_dir_name(writing_step_))));
+  if (root()) {
+    SC_RETURN_IF_ERROR(finish_checkpoint(checkpoints_dir(), writing_step_, static_cast<int>(o_.keep_checkpoints)));
+    log_event({{"event", "checkpoint"}, {"step", writing_step_}, {"write_s", writing_clock_.seconds()}});
+  }
+  last_checkpoint_ = checkpoints_dir() + "/" + checkpoint_dir_name(writing_step_);
+  log_debug("checkpoint {} committed {:.2f}s after it was started", last_checkpoint_, writing_clock_.seconds());
+  writing_step_ = -1;
   return Status();
+}
+
+Status Trainer::flush_checkpoint() {
+  if (writing_step_ < 0) return Status();
+  SC_RETURN_IF_ERROR(writer_.wait().with_context(fmt::format("rank {}: writing checkpoint {}", comm_->rank(),
+                                                             checkpoint_dir_name(writing_step_))));
+  SC_RETURN_IF_ERROR(comm_->barrier(kCollectiveTimeout));  // every rank's part is on disk
+  return commit_checkpoint_now();
+}
+
+Status Trainer::rollback(const std::string& why) {
+  SC_RETURN_IF_ERROR(flush_checkpoint());
+  std::vector<std::string> skipped;
+  auto found = find_latest_valid_checkpoint(checkpoints_dir(), &skipped);
+  if (!found.ok()) {
+    return Status::internal("step {}: {}; {} bad steps in a row and no checkpoint to roll back to", step_ + 1, why,
+                            o_.max_bad_steps);
+  }
+  if (found->step == rollbacks_at_step_ && ++rollbacks_in_a_row_ >= 3) {
+    return Status::internal("step {}: {}; rolled back to step {} three times without getting past it; lower --lr "
+                            "or check the data", step_ + 1, why, found->step);
+  }
+  if (found->step != rollbacks_at_step_) rollbacks_in_a_row_ = 0;
+  rollbacks_at_step_ = found->step;
+  const LoaderCursor past_the_bad_batches = train_data_->cursor();
+  const int64_t from = step_;
+  SC_RETURN_IF_ERROR(resume_from(*found));
+  SC_RETURN_IF_ERROR(train_data_->restore(past_the_bad_batches));
+  // Training time of the kept steps: the checkpoint's, plus what follows.
+  elapsed_before_s_ -= run_clock_.seconds();
+  log_warn("step {}: {}; rolled back to {} (step {}) and skipping the batches since", from + 1, why, found->path,
+           found->step);
+  log_event({{"event", "rollback"}, {"step", from + 1}, {"to_step", found->step}, {"reason", why}});
+  return Status();
+}
+
+void Trainer::log_event(nlohmann::json event) {
+  if (!root()) return;
+  event["time"] = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  event["source"] = "trainer";
+  std::ofstream out(o_.out_dir + "/events.jsonl", std::ios::app);
+  out << event.dump() << "\n";
 }
 
 Status Trainer::write_metrics_line(const nlohmann::json& line) {
@@ -275,6 +442,46 @@ Status Trainer::write_loss_plot() {
                            render_loss_svg(train_history_, val_history_, fmt::format("{} on {}", o_.config, o_.data_dir)));
 }
 
+Result<StepFigures> Trainer::compute_gradients() {
+  StepFigures mine;
+  const size_t layers = model_->moe_stats().size();
+  const size_t experts = static_cast<size_t>(std::max<int64_t>(config_.num_experts, 0));
+  mine.routed.assign(layers * experts, 0);
+  const int64_t accum = o_.grad_accum;
+  // Rank r runs global micro-batches [r·accum, (r+1)·accum) of the step.
+  const uint64_t first_window = static_cast<uint64_t>(comm_->rank() * accum * o_.batch_size);
+  Status hook_status;
+  for (int64_t micro = 0; micro < accum; ++micro) {
+    model_->zero_grads();
+    train_data_->read_batch_at(first_window + static_cast<uint64_t>(micro * o_.batch_size), inputs_.data(),
+                               targets_.data());
+    SC_ASSIGN_OR_RETURN(CrossEntropySums sums, model_->forward(inputs_.data(), targets_.data()));
+    mine.loss.push_back(sums.loss_sum / static_cast<double>(sums.count));
+    mine.aux.push_back(model_->aux_loss());
+    mine.z.push_back(model_->z_loss());
+    for (size_t l = 0; l < layers; ++l) {
+      const MoeStats& stats = model_->moe_stats()[l];
+      for (size_t e = 0; e < stats.routed.size(); ++e) mine.routed[l * experts + e] += stats.routed[e];
+      mine.dropped += stats.dropped;
+    }
+    // Every micro-batch's mean loss weighs 1/G in the step's loss.
+    const double global_micro = static_cast<double>(accum * world());
+    const float dloss = static_cast<float>(1.0 / (static_cast<double>(sums.count) * global_micro));
+    if (micro + 1 < accum) {
+      model_->backward(dloss);
+      SC_RETURN_IF_ERROR(sync_->accumulate());
+    } else {
+      // The last micro-batch: buckets are reduce-scattered as backward finishes them.
+      model_->backward(dloss, [&](size_t offset) {
+        if (hook_status.ok()) hook_status = sync_->grads_final(offset);
+      });
+    }
+  }
+  train_data_->advance(static_cast<uint64_t>(o_.global_batch));
+  SC_RETURN_IF_ERROR(hook_status);
+  return mine;
+}
+
 Result<TrainSummary> Trainer::run() {
   if (step_ == 0 && root()) SC_RETURN_IF_ERROR(write_file_atomic(o_.out_dir + "/metrics.jsonl", ""));
   const int64_t last_step = o_.stop_at_step > 0 ? o_.stop_at_step : o_.steps;
@@ -289,77 +496,49 @@ Result<TrainSummary> Trainer::run() {
 
   const size_t moe_layers = model_->moe_stats().size();
   const size_t experts = static_cast<size_t>(std::max<int64_t>(config_.num_experts, 0));
-  const int64_t accum = o_.grad_accum;
-  const int64_t global_micro = accum * world();
-  // Rank r runs global micro-batches [r·accum, (r+1)·accum) of each step.
-  const uint64_t first_window = static_cast<uint64_t>(comm_->rank() * accum * o_.batch_size);
   while (step_ < last_step) {
-    // This rank's figures, exchanged with the gradient norm: per micro-batch
-    // (loss, aux, z), then the time-limit vote, dropped assignments and
-    // expert token counts.
-    std::vector<double> local;
-    local.reserve(static_cast<size_t>(3 * accum) + 2 + moe_layers * experts);
-    std::vector<int64_t> routed(moe_layers * experts, 0);
-    int64_t dropped = 0;
-    Status hook_status;
-    for (int64_t micro = 0; micro < accum; ++micro) {
-      model_->zero_grads();
-      train_data_->read_batch_at(first_window + static_cast<uint64_t>(micro * o_.batch_size), inputs_.data(),
-                                 targets_.data());
-      SC_ASSIGN_OR_RETURN(CrossEntropySums sums, model_->forward(inputs_.data(), targets_.data()));
-      local.insert(local.end(), {sums.loss_sum / static_cast<double>(sums.count), model_->aux_loss(), model_->z_loss()});
-      for (size_t l = 0; l < moe_layers; ++l) {
-        const MoeStats& stats = model_->moe_stats()[l];
-        for (size_t e = 0; e < stats.routed.size(); ++e) routed[l * experts + e] += stats.routed[e];
-        dropped += stats.dropped;
-      }
-      // Every micro-batch's mean loss weighs 1/G in the step's loss.
-      const float dloss = static_cast<float>(1.0 / (static_cast<double>(sums.count) * static_cast<double>(global_micro)));
-      if (micro + 1 < accum) {
-        model_->backward(dloss);
-        SC_RETURN_IF_ERROR(sync_->accumulate());
-      } else {
-        // The last micro-batch: buckets are reduce-scattered as backward finishes them.
-        model_->backward(dloss, [&](size_t offset) {
-          if (hook_status.ok()) hook_status = sync_->grads_final(offset);
-        });
-      }
-    }
-    train_data_->advance(static_cast<uint64_t>(o_.global_batch));
-    SC_RETURN_IF_ERROR(hook_status);
+    faults_.at_step_start(step_ + 1);
+    const uint64_t bytes_before = comm_->bytes_sent();
+    SC_ASSIGN_OR_RETURN(StepFigures mine, compute_gradients());
+    if (faults_.poison_now(step_ + 1)) mine.loss[0] = std::numeric_limits<double>::quiet_NaN();
+    // Communication that backward did not hide: the rest of the
+    // reduce-scatters, the norm/statistics exchange, the parameter all-gather.
+    double comm_wait_s = clock.seconds();
     SC_RETURN_IF_ERROR(sync_->finish_reduce(kCollectiveTimeout));
     // The time limit is decided together: one rank stopping alone would leave
     // the others waiting in the next collective.
-    local.push_back(o_.time_limit_min > 0 && clock.seconds() >= o_.time_limit_min * 60.0 ? 1.0 : 0.0);
-    local.push_back(static_cast<double>(dropped));
-    local.insert(local.end(), routed.begin(), routed.end());
-    SC_ASSIGN_OR_RETURN(GradientSync::Exchanged exchanged, sync_->exchange(local, kCollectiveTimeout));
-    // Sums in global micro-batch order (rank by rank): the same on any number of ranks.
-    double loss_sum = 0, aux_sum = 0, z_sum = 0;
-    bool time_up = false;
-    std::vector<std::vector<int64_t>> expert_tokens(moe_layers, std::vector<int64_t>(experts, 0));
-    dropped = 0;
-    for (const std::vector<double>& r : exchanged.by_rank) {
-      for (int64_t micro = 0; micro < accum; ++micro) {
-        loss_sum += r[static_cast<size_t>(3 * micro)];
-        aux_sum += r[static_cast<size_t>(3 * micro + 1)];
-        z_sum += r[static_cast<size_t>(3 * micro + 2)];
-      }
-      const size_t tail = static_cast<size_t>(3 * accum);
-      time_up = time_up || r[tail] > 0;
-      dropped += static_cast<int64_t>(r[tail + 1]);
-      for (size_t i = 0; i < moe_layers * experts; ++i) expert_tokens[i / experts][i % experts] += static_cast<int64_t>(r[tail + 2 + i]);
-    }
-    const double loss = loss_sum / static_cast<double>(global_micro);
+    mine.time_up = o_.time_limit_min > 0 && clock.seconds() >= o_.time_limit_min * 60.0;
+    mine.checkpoint_files_written = writing_step_ >= 0 && writer_.finished();
+    SC_ASSIGN_OR_RETURN(GradientSync::Exchanged exchanged, sync_->exchange(mine.pack(), kCollectiveTimeout));
+    comm_wait_s = clock.seconds() - comm_wait_s;
+    const GlobalFigures step = GlobalFigures::combine(exchanged.by_rank, static_cast<size_t>(o_.grad_accum),
+                                                      moe_layers, experts);
+    const double loss = step.loss;
     const double grad_norm = std::sqrt(exchanged.sum_squares);
-    if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
-      return Status::internal("step {}: non-finite loss ({}) or gradient norm ({}); lower --lr", step_ + 1, loss,
-                              grad_norm);
+    const bool time_up = step.time_up;
+    if (writing_step_ >= 0 && step.checkpoint_files_written) SC_RETURN_IF_ERROR(commit_checkpoint_now());
+    std::string why;
+    const LossGuard::Verdict verdict = guard_.check(loss, grad_norm, &why);
+    if (verdict != LossGuard::Verdict::kApply) {
+      if (verdict == LossGuard::Verdict::kSkip) {
+        log_warn("step {}: {}; update skipped, the step is redone with the next batch", step_ + 1, why);
+        log_event({{"event", "skipped_step"}, {"step", step_ + 1}, {"reason", why}});
+      } else {
+        SC_RETURN_IF_ERROR(rollback(why));
+      }
+      if (time_up) {
+        stopped_by_time = true;
+        break;
+      }
+      continue;
     }
     const double lr = schedule_.at(step_);
     ++step_;
     adamw_->update(model_->params(), model_->grads(), lr, step_, *pool_, clip_coefficient(grad_norm, o_.grad_clip));
+    const double gather_start_s = clock.seconds();
     SC_RETURN_IF_ERROR(sync_->gather_params(kCollectiveTimeout));
+    comm_wait_s += clock.seconds() - gather_start_s;
+    heartbeat_.beat(step_, HeartbeatPhase::kTrain);
     tokens_seen_ += tokens_per_step;
     window_tokens += tokens_per_step;
 
@@ -373,27 +552,37 @@ Result<TrainSummary> Trainer::run() {
     nlohmann::json metrics = {{"step", step_},       {"loss", loss},          {"lr", lr},
                               {"grad_norm", grad_norm}, {"tokens_per_s", tokens_per_s}, {"mfu", mfu},
                               {"tokens", tokens_seen_}, {"elapsed_s", elapsed_before_s_ + now}};
+    if (world() > 1) {
+      metrics["comm_bytes"] = comm_->bytes_sent() - bytes_before;  // sent by this rank (rank 0)
+      metrics["comm_wait_s"] = comm_wait_s;
+    }
     train_history_.push_back({static_cast<double>(step_), loss});
     std::string balance_text;
     if (moe_layers > 0) {
-      const double balance = RouterHealth::balance(expert_tokens);
-      for (const std::string& warning : router_health_->update(expert_tokens)) log_warn("{}", warning);
-      metrics["aux_loss"] = aux_sum / static_cast<double>(global_micro);
-      metrics["z_loss"] = z_sum / static_cast<double>(global_micro);
-      metrics["expert_tokens"] = expert_tokens;
+      const double balance = RouterHealth::balance(step.expert_tokens);
+      for (const std::string& warning : router_health_->update(step.expert_tokens)) log_warn("{}", warning);
+      metrics["aux_loss"] = step.aux;
+      metrics["z_loss"] = step.z;
+      metrics["expert_tokens"] = step.expert_tokens;
       metrics["expert_balance"] = balance;
-      if (config_.capacity_factor > 0) metrics["dropped_assignments"] = dropped;
+      if (config_.capacity_factor > 0) metrics["dropped_assignments"] = step.dropped;
       balance_text = fmt::format(" | balance {:.2f}", balance);
     }
 
     const bool final_step = step_ == last_step || time_up;
     if ((o_.eval_every > 0 && step_ % o_.eval_every == 0) || final_step) {
+      heartbeat_.beat(step_, HeartbeatPhase::kEval);
       SC_ASSIGN_OR_RETURN(last_val, evaluate());
       if (last_val >= 0) {
         metrics["val_loss"] = last_val;
         val_history_.push_back({static_cast<double>(step_), last_val});
       }
       SC_RETURN_IF_ERROR(write_loss_plot());
+    }
+    if ((o_.checkpoint_every > 0 && step_ % o_.checkpoint_every == 0) || final_step) {
+      SC_ASSIGN_OR_RETURN(const double stall_s, start_checkpoint());
+      if (final_step || o_.async_checkpoint == 0) SC_RETURN_IF_ERROR(flush_checkpoint());
+      metrics["checkpoint_stall_s"] = stall_s;
     }
     SC_RETURN_IF_ERROR(write_metrics_line(metrics));
 
@@ -411,14 +600,13 @@ Result<TrainSummary> Trainer::run() {
       last_plain_line_s = now;
     }
 
-    if ((o_.checkpoint_every > 0 && step_ % o_.checkpoint_every == 0) || final_step) {
-      SC_RETURN_IF_ERROR(save_checkpoint());
-    }
     if (time_up && step_ < last_step) {
       stopped_by_time = true;
       break;
     }
   }
+  SC_RETURN_IF_ERROR(flush_checkpoint());
+  heartbeat_.beat(step_, HeartbeatPhase::kDone);
   progress.finish();
   if (stopped_by_time) log_info("time limit of {} min reached at step {}", o_.time_limit_min, step_);
 

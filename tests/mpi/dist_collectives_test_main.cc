@@ -282,6 +282,20 @@ int run_collectives() {
     if (comm.size() < 2) (void)comm.abort_job("run me under mpirun with at least 2 ranks");
     for (size_t n : {size_t{0}, size_t{1}, size_t{3}, size_t{10007}, size_t{1} << 20}) check_all_reduce(comm, c, n);
     for (size_t per_rank : {size_t{1}, size_t{1000}, size_t{100000}}) check_reduce_scatter_all_gather(comm, c, per_rank);
+    {
+      // Bytes on the wire per rank: (size-1)/size of the buffer for a
+      // reduce-scatter and again for an all-gather (the ring's figure).
+      const size_t n = 1000 * static_cast<size_t>(comm.size());
+      std::vector<float> buffer(n, 1.0f);
+      const uint64_t before = comm.bytes_sent();
+      const sc::ShardRange mine = sc::shard_range(n, comm.rank(), comm.size());
+      c.expect_ok(comm.reduce_scatter(buffer, {buffer.data() + mine.begin, mine.count()}, kTimeout),
+                  label(comm, "reduce_scatter for the byte count"));
+      c.expect_ok(comm.all_gather({buffer.data() + mine.begin, mine.count()}, buffer, kTimeout),
+                  label(comm, "all_gather for the byte count"));
+      c.expect(comm.bytes_sent() - before == 2 * (n - 1000) * sizeof(float),
+               label(comm, "bytes_sent counts 2(size-1)/size of the buffer for reduce_scatter + all_gather"));
+    }
     check_non_blocking(comm, c);
     check_all_to_all_v(comm, c);
     check_broadcast_barrier(comm, c);
