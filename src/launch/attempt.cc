@@ -69,7 +69,11 @@ class HeartbeatWatch {
         continue;
       }
       all_done = false;
-      if (stale_s > worst_s) {
+      // Ties (both beats changed between two polls) go to the older beat by
+      // the ranks' own clocks: the rank that stopped first is the culprit,
+      // the others stopped waiting for it.
+      const bool older_beat = worst && stale_s == worst_s && ranks_[i].time < ranks_[*worst].time;
+      if (stale_s > worst_s || older_beat) {
         worst_s = stale_s;
         worst = i;
       }

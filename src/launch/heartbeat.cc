@@ -37,6 +37,7 @@ const char* heartbeat_phase_name(HeartbeatPhase phase) {
     case HeartbeatPhase::kTrain: return "train";
     case HeartbeatPhase::kEval: return "eval";
     case HeartbeatPhase::kCheckpoint: return "checkpoint";
+    case HeartbeatPhase::kCollective: return "collective";
     case HeartbeatPhase::kDone: return "done";
   }
   return "unknown";

@@ -16,7 +16,10 @@ namespace sc {
 
 inline constexpr const char* kHeartbeatDirEnvVar = "SUPERCLUSTER_HEARTBEAT_DIR";
 
-enum class HeartbeatPhase { kSetup, kTrain, kEval, kCheckpoint, kDone };
+// kCollective: computed its part of the step and now waiting for the other
+// ranks. A rank stuck before that point leaves the oldest heartbeat, so the
+// launcher names it rather than the ranks waiting for it.
+enum class HeartbeatPhase { kSetup, kTrain, kEval, kCheckpoint, kCollective, kDone };
 const char* heartbeat_phase_name(HeartbeatPhase phase);
 
 struct Heartbeat {
@@ -24,7 +27,7 @@ struct Heartbeat {
   int64_t pid = 0;
   std::string host;
   int64_t step = 0;   // optimizer steps completed (the step of metrics.jsonl and checkpoints)
-  std::string phase;  // "setup", "train", "eval", "checkpoint", "done"
+  std::string phase;  // "setup", "train", "eval", "checkpoint", "collective", "done"
   double time = 0;    // unix seconds when written
 };
 

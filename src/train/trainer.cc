@@ -166,6 +166,7 @@ class Trainer {
   std::vector<float> staged_params_, staged_m_, staged_v_;
   int64_t writing_step_ = -1;     // checkpoint in flight (files being written or written, not committed)
   Clock writing_clock_;
+  double writing_stall_s_ = 0;
   LossGuard guard_;
   int64_t rollbacks_at_step_ = -1, rollbacks_in_a_row_ = 0;
   FaultInjector faults_;
@@ -369,7 +370,8 @@ Result<double> Trainer::start_checkpoint() {
   });
   writing_step_ = step_;
   writing_clock_ = Clock();
-  return stall.seconds();
+  writing_stall_s_ = stall.seconds();
+  return writing_stall_s_;
 }
 
 Status Trainer::commit_checkpoint_now() {
@@ -378,10 +380,14 @@ Status Trainer::commit_checkpoint_now() {
                                                              checkpoint_dir_name(writing_step_))));
   if (root()) {
     SC_RETURN_IF_ERROR(finish_checkpoint(checkpoints_dir(), writing_step_, static_cast<int>(o_.keep_checkpoints)));
-    log_event({{"event", "checkpoint"}, {"step", writing_step_}, {"write_s", writing_clock_.seconds()}});
+    log_event({{"event", "checkpoint"},
+               {"step", writing_step_},
+               {"stall_s", writing_stall_s_},
+               {"committed_after_s", writing_clock_.seconds()}});
   }
   last_checkpoint_ = checkpoints_dir() + "/" + checkpoint_dir_name(writing_step_);
-  log_debug("checkpoint {} committed {:.2f}s after it was started", last_checkpoint_, writing_clock_.seconds());
+  log_info("checkpoint {} committed {:.2f} s after its step; the step loop stalled {:.0f} ms staging it",
+           last_checkpoint_, writing_clock_.seconds(), 1e3 * writing_stall_s_);
   writing_step_ = -1;
   return Status();
 }
@@ -503,6 +509,7 @@ Result<TrainSummary> Trainer::run() {
     if (faults_.poison_now(step_ + 1)) mine.loss[0] = std::numeric_limits<double>::quiet_NaN();
     // Communication that backward did not hide: the rest of the
     // reduce-scatters, the norm/statistics exchange, the parameter all-gather.
+    heartbeat_.beat(step_, HeartbeatPhase::kCollective);
     double comm_wait_s = clock.seconds();
     SC_RETURN_IF_ERROR(sync_->finish_reduce(kCollectiveTimeout));
     // The time limit is decided together: one rank stopping alone would leave
