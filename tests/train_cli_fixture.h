@@ -66,11 +66,13 @@ inline void expect_identical_tensors(const std::string& a_path, const std::strin
 
 // `supercluster ARGS` under real mpirun with `ranks` processes on this one
 // machine (shared memory, more ranks than cores allowed).
-inline testing::CommandResult run_mpi(int ranks, const std::string& args, int timeout_s = 120) {
+// `env` (VAR=value ...) is set for every rank.
+inline testing::CommandResult run_mpi(int ranks, const std::string& args, int timeout_s = 120,
+                                      const std::string& env = "") {
   return testing::run_command(fmt::format(
-      "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout {} mpirun --oversubscribe --mca btl self,vader "
-      "-np {} {} {}",
-      timeout_s, ranks, SUPERCLUSTER_BINARY, args));
+      "{} OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout {} mpirun --oversubscribe --mca btl "
+      "self,vader -np {} {} {}",
+      env, timeout_s, ranks, SUPERCLUSTER_BINARY, args));
 }
 
 }  // namespace sc

@@ -18,8 +18,6 @@ nlohmann::json LoaderCursor::to_json() const {
 
 Result<LoaderCursor> LoaderCursor::from_json(const nlohmann::json& j) {
   LoaderCursor c;
-  // (Cursors written before the sequence became rank-independent also carry
-  // "world_size"; it is ignored.)
   for (const char* key : {"epoch", "position", "data_fingerprint", "seq_len"}) {
     if (!j.contains(key) || !j[key].is_number_unsigned()) {
       return Status::invalid("data cursor: field '{}' missing or not an unsigned integer", key);
@@ -29,6 +27,10 @@ Result<LoaderCursor> LoaderCursor::from_json(const nlohmann::json& j) {
   c.position = j["position"].get<uint64_t>();
   c.data_fingerprint = j["data_fingerprint"].get<uint64_t>();
   c.seq_len = j["seq_len"].get<uint32_t>();
+  // A cursor of the per-rank sequences of before: every rank had served
+  // `position` windows of its own slice, so the world had served
+  // position · world_size windows of the epoch.
+  if (j.contains("world_size") && j["world_size"].is_number_unsigned()) c.position *= j["world_size"].get<uint64_t>();
   return c;
 }
 
@@ -128,12 +130,10 @@ Status DataLoader::restore(const LoaderCursor& cursor) {
     return Status::invalid("data cursor was saved with seq_len {}; this run has seq_len {}", cursor.seq_len,
                            options_.seq_len);
   }
-  if (cursor.position >= total_windows_) {
-    return Status::invalid("data cursor position {} is past the {} windows of an epoch", cursor.position,
-                           total_windows_);
-  }
-  epoch_ = cursor.epoch;
-  position_ = cursor.position;
+  // A position at or past the end of the epoch (old cursors wrapped lazily)
+  // is the start of a later one.
+  epoch_ = cursor.epoch + cursor.position / total_windows_;
+  position_ = cursor.position % total_windows_;
   return Status();
 }
 

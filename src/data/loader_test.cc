@@ -130,6 +130,27 @@ TEST(DataLoader, CursorFromOtherDataOrShapeIsRejected) {
   EXPECT_FALSE(LoaderCursor::from_json(nlohmann::json{{"epoch", 1}}).ok());
 }
 
+TEST(DataLoader, CursorsOfThePerRankLoaderStillRestore) {
+  testing::TempDir dir;
+  write_shards(dir.path(), {641});  // 40 windows of 16
+  DataLoader loader = open_loader(dir.path(), {.batch_size = 1, .seq_len = 16, .seed = 9});
+  const uint64_t fingerprint = loader.cursor().data_fingerprint;
+  // Every rank of 2 had served 5 windows of its slice: 10 of the epoch.
+  auto old = LoaderCursor::from_json(nlohmann::json{
+      {"epoch", 1u}, {"position", 5u}, {"data_fingerprint", fingerprint}, {"seq_len", 16u}, {"world_size", 2u}});
+  ASSERT_TRUE(old.ok()) << old.status().message();
+  ASSERT_TRUE(loader.restore(*old).ok());
+  EXPECT_EQ(loader.cursor().epoch, 1u);
+  EXPECT_EQ(loader.cursor().position, 10u);
+  // The old loader saved the end of an epoch as position == its length.
+  auto at_end = LoaderCursor::from_json(nlohmann::json{
+      {"epoch", 0u}, {"position", 20u}, {"data_fingerprint", fingerprint}, {"seq_len", 16u}, {"world_size", 2u}});
+  ASSERT_TRUE(at_end.ok());
+  ASSERT_TRUE(loader.restore(*at_end).ok());
+  EXPECT_EQ(loader.cursor().epoch, 1u);
+  EXPECT_EQ(loader.cursor().position, 0u);
+}
+
 TEST(DataLoader, DataParallelStepsReadTheSameStreamOnAnyRankCount) {
   testing::TempDir dir;
   write_shards(dir.path(), {641});  // 40 windows of 16

@@ -27,7 +27,6 @@ class BackgroundTask {
       finished_.store(true, std::memory_order_release);
     });
   }
-  bool running() const { return running_; }
   // True once the task has returned (wait() then does not block).
   bool finished() const { return finished_.load(std::memory_order_acquire); }
   // Blocks until the task returns; its Status (ok when none was started).

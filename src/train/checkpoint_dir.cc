@@ -1,7 +1,10 @@
 #include "train/checkpoint_dir.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
+#include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "core/checksum.h"
@@ -25,12 +28,36 @@ Result<int64_t> parse_step_name(const std::string& name) {
   return step;
 }
 
+// Files written one per data-parallel rank ("optimizer-00001-of-00004...")
+// come as a complete set or the checkpoint is incomplete.
+Status check_rank_files_complete(const std::string& dir, const std::vector<std::string>& names) {
+  std::map<std::string, std::set<int>> ranks_of;  // "optimizer-*-of-00004.safetensors" -> ranks present
+  std::map<std::string, int> world_of;
+  for (const std::string& name : names) {
+    int rank = 0, world = 0;
+    char prefix[64] = {};
+    if (std::sscanf(name.c_str(), "%63[^-]-%5d-of-%5d", prefix, &rank, &world) == 3 && world > 0) {
+      const std::string family = fmt::format("{}-*-of-{:05d}", prefix, world);
+      ranks_of[family].insert(rank);
+      world_of[family] = world;
+    }
+  }
+  for (const auto& [family, ranks] : ranks_of) {
+    if (static_cast<int>(ranks.size()) != world_of[family]) {
+      return Status::corruption("{}: {} of the {} files {} are present (a rank's part is missing)", dir, ranks.size(),
+                                world_of[family], family);
+    }
+  }
+  return Status();
+}
+
 Status write_manifest(const std::string& dir, int64_t step) {
   std::vector<std::string> names;
   for (const auto& entry : fs::directory_iterator(dir)) {
     if (entry.is_regular_file() && entry.path().filename() != kManifest) names.push_back(entry.path().filename());
   }
   std::sort(names.begin(), names.end());
+  SC_RETURN_IF_ERROR(check_rank_files_complete(dir, names));
   nlohmann::json files = nlohmann::json::object();
   for (const std::string& name : names) {
     SC_ASSIGN_OR_RETURN(MappedFile file, MappedFile::open((fs::path(dir) / name).string()));
@@ -120,6 +147,9 @@ Status verify_checkpoint(const std::string& dir) {
   if (manifest.is_discarded() || !manifest.contains("files") || !manifest["files"].is_object()) {
     return Status::corruption("{}: manifest is not valid JSON with a 'files' object", manifest_path);
   }
+  std::vector<std::string> listed;
+  for (const auto& [name, entry] : manifest["files"].items()) listed.push_back(name);
+  SC_RETURN_IF_ERROR(check_rank_files_complete(dir, listed));
   for (const auto& [name, entry] : manifest["files"].items()) {
     const std::string path = (fs::path(dir) / name).string();
     auto file = MappedFile::open(path);

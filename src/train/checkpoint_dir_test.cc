@@ -36,6 +36,37 @@ TEST(CheckpointDir, CommitsKeepsLastAndPointsLatest) {
   }
 }
 
+TEST(CheckpointDir, ARankFileMissingFromItsSetIsNeverCommittedOrUsed) {
+  testing::TempDir run;
+  const std::string dir = run.file("checkpoints");
+  auto two_of_two = [](const std::string& d) -> Status {
+    SC_RETURN_IF_ERROR(write_file_atomic(d + "/optimizer-00000-of-00002.safetensors", "a"));
+    return write_file_atomic(d + "/optimizer-00001-of-00002.safetensors", "b");
+  };
+  ASSERT_TRUE(commit_checkpoint(dir, 10, two_of_two, 0).ok());
+  Status partial = commit_checkpoint(dir, 20, [](const std::string& d) {
+    return write_file_atomic(d + "/optimizer-00000-of-00002.safetensors", "a");
+  }, 0);
+  ASSERT_FALSE(partial.ok());
+  EXPECT_NE(partial.message().find("1 of the 2 files optimizer-*-of-00002 are present"), std::string::npos)
+      << partial.message();
+  EXPECT_FALSE(fs::exists(dir + "/step_00000020"));
+  // A manifest that lists only part of a set (written by something else) is rejected too.
+  ASSERT_TRUE(commit_checkpoint(dir, 30, two_of_two, 0).ok());
+  fs::remove(dir + "/step_00000030/optimizer-00001-of-00002.safetensors");
+  std::string manifest = testing::read_text(dir + "/step_00000030/manifest.json");
+  const size_t at = manifest.find("\"optimizer-00001-of-00002.safetensors\"");
+  ASSERT_NE(at, std::string::npos);
+  manifest.replace(at, std::string("\"optimizer-00001-of-00002.safetensors\"").size(), "\"unrelated.bin\"");
+  testing::write_text(dir + "/step_00000030/manifest.json", manifest);
+  std::vector<std::string> skipped;
+  auto latest = find_latest_valid_checkpoint(dir, &skipped);
+  ASSERT_TRUE(latest.ok());
+  EXPECT_EQ(latest->step, 10);
+  ASSERT_EQ(skipped.size(), 1u);
+  EXPECT_NE(skipped[0].find("a rank's part is missing"), std::string::npos) << skipped[0];
+}
+
 TEST(CheckpointDir, FailedWriteKeepsPreviousCheckpoint) {
   testing::TempDir run;
   const std::string dir = run.file("checkpoints");

@@ -61,14 +61,16 @@ struct Clock {
 struct StepFigures {
   std::vector<double> loss, aux, z;  // per micro-batch of this rank
   bool time_up = false;              // this rank's clock passed --time-limit
-  bool checkpoint_files_written = false;
+  // This rank's part of the checkpoint in flight.
+  enum class Writer { kBusy, kWritten, kFailed } checkpoint = Writer::kBusy;
   int64_t dropped = 0;               // MoE assignments over capacity
   std::vector<int64_t> routed;       // [layer · experts + expert]
 
   std::vector<double> pack() const {
     std::vector<double> out;
     for (size_t i = 0; i < loss.size(); ++i) out.insert(out.end(), {loss[i], aux[i], z[i]});
-    out.insert(out.end(), {time_up ? 1.0 : 0.0, checkpoint_files_written ? 1.0 : 0.0, static_cast<double>(dropped)});
+    out.insert(out.end(), {time_up ? 1.0 : 0.0, static_cast<double>(static_cast<int>(checkpoint)),
+                           static_cast<double>(dropped)});
     out.insert(out.end(), routed.begin(), routed.end());
     return out;
   }
@@ -78,6 +80,7 @@ struct GlobalFigures {
   double loss = 0, aux = 0, z = 0;  // means over the global batch's micro-batches
   bool time_up = false;             // on any rank: all stop together
   bool checkpoint_files_written = true;  // on every rank: the checkpoint can be committed
+  int checkpoint_failed_rank = -1;       // a rank whose writer failed (then nobody commits)
   int64_t dropped = 0;
   std::vector<std::vector<int64_t>> expert_tokens;  // [layer][expert]
 
@@ -93,7 +96,11 @@ struct GlobalFigures {
       }
       const size_t tail = 3 * micro_batches;
       g.time_up = g.time_up || r[tail] > 0;
-      g.checkpoint_files_written = g.checkpoint_files_written && r[tail + 1] > 0;
+      const auto writer = static_cast<StepFigures::Writer>(static_cast<int>(r[tail + 1]));
+      g.checkpoint_files_written = g.checkpoint_files_written && writer == StepFigures::Writer::kWritten;
+      if (writer == StepFigures::Writer::kFailed && g.checkpoint_failed_rank < 0) {
+        g.checkpoint_failed_rank = static_cast<int>(&r - by_rank.data());
+      }
       g.dropped += static_cast<int64_t>(r[tail + 2]);
       for (size_t i = 0; i < layers * experts; ++i) g.expert_tokens[i / experts][i % experts] += static_cast<int64_t>(r[tail + 3 + i]);
     }
@@ -115,8 +122,6 @@ class Trainer {
   Status setup();
   Status resume_from(const CheckpointInfo& checkpoint);
   Result<TrainSummary> run();
-  // Ends a checkpoint still being written, so a job that fails keeps it.
-  void abandon_checkpoint() { (void)writer_.wait(); }
 
  private:
   Result<double> evaluate();
@@ -131,6 +136,8 @@ class Trainer {
   Result<double> start_checkpoint();
   Status commit_checkpoint_now();
   Status flush_checkpoint();
+  // Waits for this rank's writer (once per checkpoint); its Status.
+  Status collect_writer();
   std::string checkpoints_dir() const { return o_.out_dir + "/checkpoints"; }
   // Back to the newest valid checkpoint, keeping the data cursor (so the
   // batches since then, the offending ones included, are not seen again).
@@ -163,12 +170,16 @@ class Trainer {
   std::vector<LossPoint> train_history_, val_history_;
   std::string last_checkpoint_;
   BackgroundTask writer_;
+  bool writer_collected_ = true;
+  Status writer_status_;
   std::vector<float> staged_params_, staged_m_, staged_v_;
   int64_t writing_step_ = -1;     // checkpoint in flight (files being written or written, not committed)
   Clock writing_clock_;
   double writing_stall_s_ = 0;
+  double last_commit_s_ = -1;  // set by a commit, reported in that step's metrics
   LossGuard guard_;
-  int64_t rollbacks_at_step_ = -1, rollbacks_in_a_row_ = 0;
+  // Rollbacks since the run last got past the step where it rolled back.
+  int64_t rolled_back_from_ = -1, rollbacks_in_a_row_ = 0;
   FaultInjector faults_;
   HeartbeatWriter heartbeat_;
   std::optional<RouterHealth> router_health_;
@@ -369,60 +380,83 @@ Result<double> Trainer::start_checkpoint() {
     return write_file_atomic(dir + "/trainer_state.json", state_text);
   });
   writing_step_ = step_;
+  writer_collected_ = false;
   writing_clock_ = Clock();
   writing_stall_s_ = stall.seconds();
   return writing_stall_s_;
 }
 
+Status Trainer::collect_writer() {
+  if (!writer_collected_) {
+    writer_status_ = writer_.wait().with_context(
+        fmt::format("rank {}: writing checkpoint {}", comm_->rank(), checkpoint_dir_name(writing_step_)));
+    writer_collected_ = true;
+  }
+  return writer_status_;
+}
+
 Status Trainer::commit_checkpoint_now() {
   // Every rank's files of writing_step_ are on disk (the caller knows).
-  SC_RETURN_IF_ERROR(writer_.wait().with_context(fmt::format("rank {}: writing checkpoint {}", comm_->rank(),
-                                                             checkpoint_dir_name(writing_step_))));
+  SC_RETURN_IF_ERROR(collect_writer());
+  const Clock commit;
   if (root()) {
+    // Checksums every file into the manifest (reading them back from the page
+    // cache): part of the step loop's stall, reported apart from the staging.
     SC_RETURN_IF_ERROR(finish_checkpoint(checkpoints_dir(), writing_step_, static_cast<int>(o_.keep_checkpoints)));
     log_event({{"event", "checkpoint"},
                {"step", writing_step_},
-               {"stall_s", writing_stall_s_},
+               {"stall_s", writing_stall_s_ + commit.seconds()},
+               {"commit_s", commit.seconds()},
                {"committed_after_s", writing_clock_.seconds()}});
   }
   last_checkpoint_ = checkpoints_dir() + "/" + checkpoint_dir_name(writing_step_);
-  log_info("checkpoint {} committed {:.2f} s after its step; the step loop stalled {:.0f} ms staging it",
-           last_checkpoint_, writing_clock_.seconds(), 1e3 * writing_stall_s_);
+  last_commit_s_ = commit.seconds();
+  log_info("checkpoint {} committed {:.2f} s after its step; the step loop stalled {:.0f} ms staging it and {:.0f} ms "
+           "committing it", last_checkpoint_, writing_clock_.seconds(), 1e3 * writing_stall_s_, 1e3 * last_commit_s_);
   writing_step_ = -1;
   return Status();
 }
 
 Status Trainer::flush_checkpoint() {
   if (writing_step_ < 0) return Status();
-  SC_RETURN_IF_ERROR(writer_.wait().with_context(fmt::format("rank {}: writing checkpoint {}", comm_->rank(),
-                                                             checkpoint_dir_name(writing_step_))));
+  SC_RETURN_IF_ERROR(collect_writer());
   SC_RETURN_IF_ERROR(comm_->barrier(kCollectiveTimeout));  // every rank's part is on disk
   return commit_checkpoint_now();
 }
 
 Status Trainer::rollback(const std::string& why) {
   SC_RETURN_IF_ERROR(flush_checkpoint());
-  std::vector<std::string> skipped;
-  auto found = find_latest_valid_checkpoint(checkpoints_dir(), &skipped);
-  if (!found.ok()) {
+  // Rank 0 picks the checkpoint (after its own commit and pruning) and every
+  // rank loads that one: ranks scanning the directory themselves could see
+  // it before and after rank 0's rename and load different steps.
+  int64_t target = -1;
+  std::string skipped_text;
+  if (root()) {
+    std::vector<std::string> skipped;
+    auto found = find_latest_valid_checkpoint(checkpoints_dir(), &skipped);
+    if (found.ok()) target = found->step;
+    for (const std::string& s : skipped) log_warn("skipping checkpoint: {}", s);
+  }
+  SC_RETURN_IF_ERROR(comm_->broadcast({reinterpret_cast<std::byte*>(&target), sizeof(target)}, 0, kCollectiveTimeout));
+  if (target < 0) {
     return Status::internal("step {}: {}; {} bad steps in a row and no checkpoint to roll back to", step_ + 1, why,
                             o_.max_bad_steps);
   }
-  if (found->step == rollbacks_at_step_ && ++rollbacks_in_a_row_ >= 3) {
-    return Status::internal("step {}: {}; rolled back to step {} three times without getting past it; lower --lr "
-                            "or check the data", step_ + 1, why, found->step);
+  if (++rollbacks_in_a_row_ >= 3) {
+    return Status::internal("step {}: {}; rolled back three times without getting past step {}; lower --lr or "
+                            "check the data", step_ + 1, why, rolled_back_from_);
   }
-  if (found->step != rollbacks_at_step_) rollbacks_in_a_row_ = 0;
-  rollbacks_at_step_ = found->step;
+  rolled_back_from_ = std::max(rolled_back_from_, step_ + 1);
+  const CheckpointInfo checkpoint{checkpoints_dir() + "/" + checkpoint_dir_name(target), target};
   const LoaderCursor past_the_bad_batches = train_data_->cursor();
   const int64_t from = step_;
-  SC_RETURN_IF_ERROR(resume_from(*found));
+  SC_RETURN_IF_ERROR(resume_from(checkpoint));
   SC_RETURN_IF_ERROR(train_data_->restore(past_the_bad_batches));
   // Training time of the kept steps: the checkpoint's, plus what follows.
   elapsed_before_s_ -= run_clock_.seconds();
-  log_warn("step {}: {}; rolled back to {} (step {}) and skipping the batches since", from + 1, why, found->path,
-           found->step);
-  log_event({{"event", "rollback"}, {"step", from + 1}, {"to_step", found->step}, {"reason", why}});
+  log_warn("step {}: {}; rolled back to {} (step {}) and skipping the batches since", from + 1, why,
+           checkpoint.path, target);
+  log_event({{"event", "rollback"}, {"step", from + 1}, {"to_step", target}, {"reason", why}});
   return Status();
 }
 
@@ -515,7 +549,9 @@ Result<TrainSummary> Trainer::run() {
     // The time limit is decided together: one rank stopping alone would leave
     // the others waiting in the next collective.
     mine.time_up = o_.time_limit_min > 0 && clock.seconds() >= o_.time_limit_min * 60.0;
-    mine.checkpoint_files_written = writing_step_ >= 0 && writer_.finished();
+    if (writing_step_ >= 0 && writer_.finished()) {
+      mine.checkpoint = collect_writer().ok() ? StepFigures::Writer::kWritten : StepFigures::Writer::kFailed;
+    }
     SC_ASSIGN_OR_RETURN(GradientSync::Exchanged exchanged, sync_->exchange(mine.pack(), kCollectiveTimeout));
     comm_wait_s = clock.seconds() - comm_wait_s;
     const GlobalFigures step = GlobalFigures::combine(exchanged.by_rank, static_cast<size_t>(o_.grad_accum),
@@ -523,6 +559,12 @@ Result<TrainSummary> Trainer::run() {
     const double loss = step.loss;
     const double grad_norm = std::sqrt(exchanged.sum_squares);
     const bool time_up = step.time_up;
+    if (writing_step_ >= 0 && step.checkpoint_failed_rank >= 0) {
+      // Nobody commits a checkpoint with a part missing; every rank stops.
+      SC_RETURN_IF_ERROR(collect_writer());
+      return Status::io_error("rank {} could not write its part of checkpoint {}", step.checkpoint_failed_rank,
+                              checkpoint_dir_name(writing_step_));
+    }
     if (writing_step_ >= 0 && step.checkpoint_files_written) SC_RETURN_IF_ERROR(commit_checkpoint_now());
     std::string why;
     const LossGuard::Verdict verdict = guard_.check(loss, grad_norm, &why);
@@ -534,6 +576,9 @@ Result<TrainSummary> Trainer::run() {
         SC_RETURN_IF_ERROR(rollback(why));
       }
       if (time_up) {
+        // The promised checkpoint at the time limit (of the last applied step).
+        SC_RETURN_IF_ERROR(start_checkpoint().status());
+        SC_RETURN_IF_ERROR(flush_checkpoint());
         stopped_by_time = true;
         break;
       }
@@ -541,6 +586,7 @@ Result<TrainSummary> Trainer::run() {
     }
     const double lr = schedule_.at(step_);
     ++step_;
+    if (step_ > rolled_back_from_) rollbacks_in_a_row_ = 0;
     adamw_->update(model_->params(), model_->grads(), lr, step_, *pool_, clip_coefficient(grad_norm, o_.grad_clip));
     const double gather_start_s = clock.seconds();
     SC_RETURN_IF_ERROR(sync_->gather_params(kCollectiveTimeout));
@@ -559,6 +605,10 @@ Result<TrainSummary> Trainer::run() {
     nlohmann::json metrics = {{"step", step_},       {"loss", loss},          {"lr", lr},
                               {"grad_norm", grad_norm}, {"tokens_per_s", tokens_per_s}, {"mfu", mfu},
                               {"tokens", tokens_seen_}, {"elapsed_s", elapsed_before_s_ + now}};
+    if (last_commit_s_ >= 0) {
+      metrics["checkpoint_commit_s"] = last_commit_s_;
+      last_commit_s_ = -1;
+    }
     if (world() > 1) {
       metrics["comm_bytes"] = comm_->bytes_sent() - bytes_before;  // sent by this rank (rank 0)
       metrics["comm_wait_s"] = comm_wait_s;
@@ -593,7 +643,7 @@ Result<TrainSummary> Trainer::run() {
     }
     SC_RETURN_IF_ERROR(write_metrics_line(metrics));
 
-    const double eta = (last_step - step_) * (now / static_cast<double>(step_ - first_step));
+    const double eta = (last_step - step_) * (now / static_cast<double>(std::max<int64_t>(1, step_ - first_step)));
     const std::string line = fmt::format(
         "step {:>{}}/{} | loss {:.4f} | val {} | lr {:.2e}{} | {} tok/s | MFU {:.1f}% | ETA {}", step_,
         std::to_string(o_.steps).size(), o_.steps, loss, last_val >= 0 ? fmt::format("{:.4f}", last_val) : "  -   ",
@@ -651,6 +701,11 @@ Result<TrainSummary> run_training(const TrainRequest& request) {
     }
     TrainOptions saved;
     SC_RETURN_IF_ERROR(saved.apply_json(state["options"], checkpoint->path + "/trainer_state.json"));
+    if (!state["options"].contains("global_batch")) {
+      // Written before global_batch existed: the batch it trained with.
+      saved.global_batch = saved.batch_size * saved.grad_accum * state.value("world_size", int64_t{1});
+      state["options"]["global_batch"] = saved.global_batch;
+    }
     for (const char* key : kFixedOnResume) {
       if (request.overrides.contains(key) && request.overrides[key] != state["options"][key]) {
         return Status::invalid("--resume: '{}' is {} in the checkpoint and {} on the command line; a resumed run "
