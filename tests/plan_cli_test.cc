@@ -1,6 +1,8 @@
 // `supercluster plan` as a user runs it: a plan, JSON keys, bad input.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <nlohmann/json.hpp>
 
 #include "test_util.h"
@@ -8,9 +10,11 @@
 namespace sc {
 namespace {
 
+// Llama 3 405B as docs/plan_validation.md runs it.
 const char* kLlama3 =
-    "plan --model llama3-405b --cluster llama3-h100 --gpus 16384 --tp 8 --pp 16 --vp 2 --dp 128 --seq-len 8192 "
-    "--global-batch-tokens 16777216 --recompute none --train-tokens 15.6e12";
+    "plan --model llama3-405b --cluster llama3-h100 --gpus 16384 --tp 8 --pp 16 --vp 8 --dp 128 --seq-len 8192 "
+    "--global-batch-tokens 16777216 --recompute selective --balance-pipeline --software llama3-2024 "
+    "--train-tokens 15.6e12";
 
 TEST(PlanCli, JsonHasTheDocumentedKeys) {
   auto r = testing::run_supercluster(std::string(kLlama3) + " --json");
@@ -20,7 +24,15 @@ TEST(PlanCli, JsonHasTheDocumentedKeys) {
                           "days", "gpu_hours", "energy_mwh", "facility_power_mw", "expected_interruptions",
                           "checkpoint_interval_s", "goodput", "layout", "step_breakdown_s", "memory_breakdown_bytes"})
     EXPECT_TRUE(json.contains(key)) << key;
+  for (const char* key : {"gemm", "attention", "elementwise", "grad_accum", "tp_comm", "pp_comm", "ep_comm", "cp_comm",
+                          "dp_comm", "bubble", "optimizer"})
+    EXPECT_TRUE(json["step_breakdown_s"].contains(key)) << key;
+  for (const char* key : {"gpus", "node_rest", "network_storage", "cooling"})
+    EXPECT_TRUE(json["power_breakdown_mw"].contains(key)) << key;
   EXPECT_EQ(json["layout"]["tp"], 8);
+  EXPECT_EQ(json["layout"]["vp"], 8);
+  EXPECT_EQ(json["layout"]["software"], "llama3-2024");
+  EXPECT_TRUE(json["fits"].get<bool>());
   EXPECT_GT(json["mfu"].get<double>(), 0.2);
   EXPECT_LT(json["mfu"].get<double>(), 0.7);
 }
@@ -52,6 +64,93 @@ TEST(PlanCli, BadInputNamesTheField) {
   expect_error("--model grok-1 --gpus 64 --tp 8 --train-tokens -1", "--train-tokens must be positive");
 }
 
+TEST(PlanCli, ZeroSizesAreErrorsNotDefaults) {
+  expect_error("--model grok-1 --gpus 64 --tp 0", "--tp must be positive (got 0)");
+  expect_error("--model grok-1 --gpus 64 --tp 8 --micro-batch 0", "--micro-batch must be positive (got 0)");
+  expect_error("--model grok-1 --gpus 64 --tp 8 --global-batch-tokens 0", "--global-batch-tokens must be positive (got 0)");
+  expect_error("--model grok-1 --gpus 0 --tp 8", "--gpus must be positive (got 0)");
+  expect_error("--model grok-1 --gpus 64 --tp 8 --train-tokens 0", "--train-tokens must be positive (got 0)");
+  expect_error("--model grok-1 --gpus 64 --tp 8 --gpu-hour-usd -3", "--gpu-hour-usd must not be negative");
+}
+
+TEST(PlanCli, ImpossibleLayoutsNameTheFlag) {
+  expect_error("--model grok-1 --gpus 64 --tp 8 --vp 2", "--vp 2 needs --pp > 1");
+  expect_error("--model grok-1 --gpus 64 --tp 8 --pp 128 --dp 1", "--tp 8 x --pp 128 x --dp 1 x --cp 1 = 1024 is not --gpus 64");
+  expect_error("--model llama3-405b --gpus 1024 --tp 8 --pp 128", "--pp 128 x --vp 1 is more stages than num_hidden_layers 126");
+  expect_error("--model grok-1 --gpus 64 --tp 8 --zero 4", "--zero must be 0, 1, 2 or 3");
+  expect_error("--model grok-1 --gpus 64 --tp 8 --software bogus", "unknown --software 'bogus'");
+  expect_error("--model grok-1 --sweep gpus=64,x", "--sweep: 'x' is not a positive GPU count");
+  expect_error("--model grok-1 --sweep nodes=8", "--sweep must be gpus=N1,N2,...");
+}
+
+TEST(PlanCli, SweepGivesOneRowPerClusterSize) {
+  auto r = testing::run_supercluster("plan --model llama2-7b --cluster oracle-24k --sweep gpus=64,512,4096 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto json = nlohmann::json::parse(r.output);
+  ASSERT_EQ(json["sweep"].size(), 3u);
+  double previous_tokens = 0;
+  for (const auto& point : json["sweep"]) {
+    ASSERT_TRUE(point.contains("plan")) << point.dump();
+    const auto& plan = point["plan"];
+    for (const char* key : {"tokens_per_s", "mfu", "facility_power_mw", "interruptions_per_day", "goodput"})
+      EXPECT_TRUE(plan.contains(key)) << key;
+    EXPECT_GT(plan["tokens_per_s"].get<double>(), previous_tokens);  // more GPUs, more throughput here
+    previous_tokens = plan["tokens_per_s"].get<double>();
+  }
+  EXPECT_GT(json["sweep"][2]["plan"]["interruptions_per_day"].get<double>(),
+            json["sweep"][0]["plan"]["interruptions_per_day"].get<double>());
+  auto text = testing::run_supercluster("plan --model llama2-7b --cluster oracle-24k --sweep gpus=64,512");
+  ASSERT_EQ(text.exit_code, 0) << text.output;
+  for (const char* word : {"GPUs", "tokens/s", "MFU", "MW", "intr/day", "goodput"})
+    EXPECT_NE(text.output.find(word), std::string::npos) << word;
+}
+
+TEST(PlanCli, HtmlReportIsOneSelfContainedFileWithCharts) {
+  testing::TempDir dir;
+  const std::string path = dir.file("report.html");
+  auto r = testing::run_supercluster("plan --model llama2-7b --cluster oracle-24k --gpus 256 --sweep gpus=64,256 --html " +
+                                     path);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string html = testing::read_text(path);
+  for (const char* part : {"<!DOCTYPE html>", "<svg", "Where one training step", "Memory on each GPU", "Scaling",
+                           "Power", "interruptions per day", "goodput"})
+    EXPECT_NE(html.find(part), std::string::npos) << part;
+  EXPECT_EQ(html.find("<script"), std::string::npos);  // readable without running anything
+  EXPECT_EQ(html.find("http://"), html.find("http://www.w3.org/2000/svg"));  // no external resources
+  // Written atomically: only the report is left in the directory.
+  size_t files = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir.path())) ++files;
+  EXPECT_EQ(files, 1u);
+  expect_error("--model llama2-7b --cluster oracle-24k --gpus 256 --html /nonexistent-dir/report.html",
+               "/nonexistent-dir/report.html");
+}
+
+TEST(PlanCli, ValidateListsThePublishedRuns) {
+  auto r = testing::run_supercluster("plan --validate");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* run : {"GPT-3 175B, 1024 A100", "Megatron 1T, 3072 A100", "Llama 3 405B, 16384 H100"})
+    EXPECT_NE(r.output.find(run), std::string::npos) << run;
+}
+
+TEST(PlanCli, CalibrateMeasuresThisMachineBesideTheModel) {
+  auto r = testing::run_supercluster("plan --calibrate --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto json = nlohmann::json::parse(r.output);
+  ASSERT_EQ(json["gemm"].size(), 6u);
+  for (const auto& point : json["gemm"]) {
+    EXPECT_GT(point["gflops"].get<double>(), 0);
+    EXPECT_GT(point["model_gpu_efficiency"].get<double>(), 0);
+    EXPECT_LT(point["model_gpu_efficiency"].get<double>(), 1);
+  }
+  ASSERT_EQ(json["attention"].size(), 2u);
+  // mpirun is part of the project's dependencies; the 2-rank all-reduce ran.
+  ASSERT_TRUE(json.contains("allreduce")) << json.dump();
+  for (const auto& point : json["allreduce"]) {
+    EXPECT_GT(point["bus_gbps"].get<double>(), 0);
+    EXPECT_GT(point["model_nvlink_bus_gbps"].get<double>(), 0);
+  }
+}
+
 TEST(PlanCli, ClusterFileErrorsNameTheField) {
   testing::TempDir dir;
   testing::write_text(dir.file("bad.json"), R"({"base": "colossus-100k", "num_gpus": -8})");
@@ -61,7 +160,11 @@ TEST(PlanCli, ClusterFileErrorsNameTheField) {
 }
 
 TEST(PlanCli, SearchWithNothingThatFitsSaysWhatWouldBeNeeded) {
-  expect_error("--model llama3-405b --gpus 8 --search --seq-len 8192", "smallest memory found");
+  auto r = testing::run_supercluster("plan --model llama3-405b --gpus 8 --search --seq-len 8192");
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  for (const char* part : {"no layout of llama3-405b fits on 8 x h100-sxm", "does not fit in GPU memory",
+                           "smallest memory found:", "more memory per GPU"})
+    EXPECT_NE(r.output.find(part), std::string::npos) << part << "\n" << r.output;
 }
 
 TEST(PlanCli, SearchRanksLayoutsAndExplainsRejections) {

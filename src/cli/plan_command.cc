@@ -1,14 +1,22 @@
+// `supercluster plan`: flags -> a model, a cluster, a run and a layout (or a
+// search space), then one of: a plan, --search, --sweep, --validate,
+// --calibrate; --html writes the report beside any of the first three.
 #include <fmt/format.h>
 
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/plan_calibrate.h"
 #include "core/file_util.h"
 #include "model/counts.h"
 #include "plan/cost_model.h"
 #include "plan/hardware.h"
+#include "plan/html_report.h"
 #include "plan/plan_model.h"
 #include "plan/search.h"
+#include "plan/sweep.h"
+#include "plan/text_report.h"
+#include "plan/validation.h"
 
 namespace sc::cli {
 namespace {
@@ -24,59 +32,105 @@ struct PlanFlags {
   double train_tokens = 0;
   double gpu_hour_usd = -1;
   std::string recompute;
+  std::string software = "current";
   bool json = false;
   bool search = false;
   bool no_overlap_dp = false;
+  bool balance_pipeline = false;
   std::string sweep;
+  std::string html;
+  bool validate = false;
+  bool calibrate = false;
+  bool calibrate_worker = false;
+  // Size flags given explicitly as 0 (0 otherwise means "search it" or "the
+  // default"), found after parsing.
+  std::vector<std::string> given_zero;
 };
 
-std::string gb(double bytes) { return fmt::format("{:.1f} GB", bytes / 1e9); }
+// The sizes the HTML report's scaling curve uses when --sweep is not given.
+const char* kDefaultSweep = "gpus=1024,4096,16384,100000";
 
-std::string layout_text(const plan::Layout& l) {
-  return fmt::format("TP{} PP{}{} DP{} CP{} EP{} mb{} zero{} recompute={}", l.tp, l.pp,
-                     l.vp > 1 ? fmt::format(" (v{})", l.vp) : "", l.dp, l.cp, l.ep, l.micro_batch, l.zero,
-                     plan::recompute_name(l.recompute));
+Status check_sizes(const PlanFlags& f) {
+  if (!f.given_zero.empty()) return Status::invalid("{} must be positive (got 0)", f.given_zero.front());
+  for (auto [flag, v] : {std::pair{"--gpus", f.gpus}, {"--tp", f.tp}, {"--pp", f.pp}, {"--vp", f.vp}, {"--dp", f.dp},
+                         {"--ep", f.ep}, {"--cp", f.cp}, {"--micro-batch", f.micro_batch}, {"--seq-len", f.seq_len},
+                         {"--global-batch-tokens", f.global_batch_tokens}}) {
+    if (v < 0) return Status::invalid("{} must be positive (got {})", flag, v);
+  }
+  if (f.train_tokens < 0) return Status::invalid("--train-tokens must be positive (got {})", f.train_tokens);
+  if (f.gpu_hour_usd < 0 && f.gpu_hour_usd != -1)
+    return Status::invalid("--gpu-hour-usd must not be negative (got {})", f.gpu_hour_usd);
+  return Status();
 }
 
-std::string format_plan(const plan::Plan& p) {
-  const auto& st = p.step;
-  const auto& m = p.memory;
-  const auto& r = p.reliability;
-  std::string out = fmt::format("plan: {} on {} ({} x {}{})\n", p.model, p.cluster, p.num_gpus, p.gpu,
-                                p.idle_gpus > 0 ? fmt::format(", {} idle", p.idle_gpus) : "");
-  out += fmt::format("  layout       {}, {} micro-batches per step\n", layout_text(p.layout), p.micro_batches);
-  out += fmt::format("  run          seq {}, batch {:.2f}M tokens, {:.3g} training tokens, {:.1f}B params ({:.1f}B active)\n",
-                     p.run.seq_len, p.run.global_batch_tokens / 1e6, p.run.train_tokens, p.total_parameters / 1e9,
-                     p.active_parameters / 1e9);
-  out += fmt::format("  memory/GPU   {} of {} -> {}: weights {}, grads {}, optimizer {}, activations {}, buffers {}\n",
-                     gb(m.total_bytes), gb(m.capacity_bytes), m.fits ? "fits" : "DOES NOT FIT", gb(m.weights_bytes),
-                     gb(m.grads_bytes), gb(m.optimizer_bytes), gb(m.activations_bytes), gb(m.buffers_bytes));
-  out += fmt::format("  step         {:.3f} s: gemm {:.3f}, attention {:.3f}, elementwise {:.3f}, tp {:.3f}, pp {:.3f}, "
-                     "ep {:.3f}, cp {:.3f}, dp {:.3f}, bubble {:.3f}, optimizer {:.3f}\n",
-                     st.step_s, st.gemm_s, st.attention_s, st.elementwise_s, st.tp_comm_s, st.pp_comm_s, st.ep_comm_s,
-                     st.cp_comm_s, st.dp_comm_s, st.bubble_s, st.optimizer_s);
-  out += fmt::format("  throughput   {:.3g} tokens/s, MFU {:.1f}%, {:.0f} model TFLOP/s/GPU ({:.0f} with recompute)\n",
-                     p.tokens_per_s, 100 * p.mfu, p.model_tflops_per_gpu, p.hardware_tflops_per_gpu);
-  out += fmt::format("  time         {:.1f} days of compute, {:.1f} effective days, {:.3g} GPU-hours, ${:.3g}\n", p.days,
-                     p.effective_days, p.gpu_hours, p.cost_usd);
-  out += fmt::format("  power        {:.1f} MW IT, {:.1f} MW facility, {:.0f} MWh\n", p.it_power_mw,
-                     p.facility_power_mw, p.energy_mwh);
-  out += fmt::format("  reliability  {:.1f} interruptions/day (job MTBF {:.2f} h), {:.0f} expected; checkpoint {} "
-                     "written in {:.1f} s every {:.0f} s (Daly); goodput {:.1f}%\n",
-                     r.interruptions_per_day, r.job_mtbf_s / 3600, r.expected_interruptions, gb(r.checkpoint_bytes),
-                     r.checkpoint_write_s, r.checkpoint_interval_s, 100 * r.goodput);
-  return out;
+Status print_validation(bool json) {
+  std::vector<plan::ValidationRow> rows;
+  for (const auto& run : plan::published_runs()) {
+    SC_ASSIGN_OR_RETURN(plan::ValidationRow row, plan::validate_run(run));
+    rows.push_back(std::move(row));
+  }
+  if (json) {
+    fmt::print("{}\n", plan::validation_to_json(rows).dump(2));
+  } else {
+    fmt::print("validation: planner vs published TFLOP/s per GPU (docs/plan_validation.md)\n{}",
+               plan::format_validation(rows));
+  }
+  return Status();
+}
+
+// "no layout fits" with the smallest memory found and what it would take.
+Status nothing_fits(const plan::PlanModel& model, const plan::ClusterSpec& cluster, const plan::SearchResult& result) {
+  std::string why;
+  for (const auto& [reason, count] : result.rejected) why += fmt::format("\n  {} layouts: {}", count, reason);
+  if (result.smallest_unfit) {
+    const auto& p = *result.smallest_unfit;
+    return Status::invalid(
+        "no layout of {} fits on {} x {} ({} tried):{}\nsmallest memory found: {:.1f} GB per GPU with {} (capacity "
+        "{:.1f} GB); it needs {:.0f}% more memory per GPU, or more GPUs for pipeline/tensor sharding, or a GPU with "
+        "more HBM",
+        model.name, cluster.num_gpus, cluster.gpu.name, result.tried, why, p.memory.total_bytes / 1e9,
+        plan::layout_text(p.layout), p.memory.capacity_bytes / 1e9,
+        100 * (p.memory.total_bytes / p.memory.capacity_bytes - 1));
+  }
+  return Status::invalid("no valid layout of {} on {} GPUs ({} tried):{}", model.name, cluster.num_gpus, result.tried,
+                         why);
+}
+
+void print_search(const plan::PlanModel& model, const plan::ClusterSpec& cluster, const plan::SearchResult& result,
+                  bool json) {
+  if (json) {
+    nlohmann::json out = {{"ranked", nlohmann::json::array()}, {"rejected", result.rejected}, {"tried", result.tried}};
+    for (size_t i = 0; i < result.fitting.size() && i < 20; ++i)
+      out["ranked"].push_back(plan::plan_to_json(result.fitting[i]));
+    fmt::print("{}\n", out.dump(2));
+    return;
+  }
+  fmt::print("search: {} on {} x {}: {} layouts tried, {} fit\n", model.name, cluster.num_gpus, cluster.gpu.name,
+             result.tried, result.fitting.size());
+  fmt::print("  {:>4}  {:<58} {:>9} {:>7} {:>9} {:>9}\n", "rank", "layout", "step s", "MFU", "mem GB", "eff.days");
+  for (size_t i = 0; i < result.fitting.size() && i < 10; ++i) {
+    const auto& p = result.fitting[i];
+    fmt::print("  {:>4}  {:<58} {:>9.3f} {:>6.1f}% {:>9.1f} {:>9.1f}\n", i + 1, plan::layout_text(p.layout),
+               p.step.step_s, 100 * p.mfu, p.memory.total_bytes / 1e9, p.effective_days);
+  }
+  fmt::print("  rejected:\n");
+  for (const auto& [reason, count] : result.rejected) fmt::print("    {:>6}  {}\n", count, reason);
+  fmt::print("\nbest:\n{}", plan::format_plan(result.fitting.front()));
 }
 
 Status run_plan(const PlanFlags& f) {
-  SC_ASSIGN_OR_RETURN(plan::PlanModel model, plan::resolve_plan_model(f.model));
+  if (f.calibrate_worker) return run_allreduce_calibration_worker();
+  if (f.validate) return print_validation(f.json);
+  SC_RETURN_IF_ERROR(check_sizes(f));
   SC_ASSIGN_OR_RETURN(plan::ClusterSpec cluster, plan::resolve_cluster(f.cluster));
   if (!f.gpu.empty()) {
     SC_ASSIGN_OR_RETURN(cluster.gpu, plan::gpu_by_name(f.gpu));
   }
-  if (f.gpus < 0) return Status::invalid("--gpus must be positive (got {})", f.gpus);
   if (f.gpus > 0) cluster.num_gpus = f.gpus;
   if (f.gpu_hour_usd >= 0) cluster.gpu_hour_usd = f.gpu_hour_usd;
+  if (f.calibrate) return run_plan_calibrate(cluster, f.json);
+
+  SC_ASSIGN_OR_RETURN(plan::PlanModel model, plan::resolve_plan_model(f.model));
   plan::RunSpec run;
   run.seq_len = f.seq_len != 0 ? f.seq_len : model.default_seq_len;
   // 16M tokens (2^24), Llama 3 405B's batch, unless given.
@@ -85,77 +139,78 @@ Status run_plan(const PlanFlags& f) {
   // Chinchilla's 20 tokens per (active) parameter, unless given.
   run.train_tokens =
       f.train_tokens != 0 ? f.train_tokens : 20.0 * static_cast<double>(count_parameters(model.config).active);
+
   plan::SearchSpace space;
   space.tp = f.tp, space.pp = f.pp, space.vp = f.vp, space.ep = f.ep, space.cp = f.cp;
   space.micro_batch = f.micro_batch, space.zero = f.zero;
+  SC_ASSIGN_OR_RETURN(space.software, plan::software_stack(f.software));
+  if (f.no_overlap_dp) space.software.overlap_dp = false;
+  space.balance_pipeline = f.balance_pipeline;
   if (!f.recompute.empty()) {
     SC_ASSIGN_OR_RETURN(plan::Recompute rc, plan::parse_recompute(f.recompute));
     space.recompute = rc;
   }
-  for (auto [flag, v] : {std::pair{"--tp", f.tp}, {"--pp", f.pp}, {"--vp", f.vp}, {"--dp", f.dp}, {"--ep", f.ep},
-                         {"--cp", f.cp}, {"--micro-batch", f.micro_batch}, {"--seq-len", run.seq_len},
-                         {"--global-batch-tokens", run.global_batch_tokens}}) {
-    if (v < 0) return Status::invalid("{} must be positive (got {})", flag, v);
+  std::vector<int64_t> sweep_gpus;
+  if (!f.sweep.empty() || !f.html.empty()) {
+    SC_ASSIGN_OR_RETURN(sweep_gpus, plan::parse_sweep_spec(f.sweep.empty() ? kDefaultSweep : f.sweep));
   }
-  if (f.gpus < 0) return Status::invalid("--gpus must be positive (got {})", f.gpus);
-  if (f.train_tokens < 0) return Status::invalid("--train-tokens must be positive (got {})", f.train_tokens);
 
+  // The plan at the cluster's size: the layout given, or the fastest that fits.
   const bool layout_given = f.tp || f.pp || f.dp || f.ep || f.cp;
+  std::optional<plan::Plan> main_plan;
   if (f.search || !layout_given) {
     plan::SearchResult result = plan::search_layouts(model, cluster, run, space);
-    if (result.fitting.empty()) {
-      std::string why;
-      for (const auto& [reason, count] : result.rejected) why += fmt::format("\n  {} layouts: {}", count, reason);
-      if (result.smallest_unfit) {
-        const auto& p = *result.smallest_unfit;
-        return Status::invalid(
-            "no layout of {} fits on {} x {} ({} tried):{}\nsmallest memory found: {} per GPU with {} (capacity {}); "
-            "it needs {:.0f}% more memory per GPU, or more GPUs for pipeline/tensor sharding, or a GPU with more HBM",
-            model.name, cluster.num_gpus, cluster.gpu.name, result.tried, why, gb(p.memory.total_bytes),
-            layout_text(p.layout), gb(p.memory.capacity_bytes),
-            100 * (p.memory.total_bytes / p.memory.capacity_bytes - 1));
-      }
-      return Status::invalid("no valid layout of {} on {} GPUs ({} tried):{}", model.name, cluster.num_gpus,
-                             result.tried, why);
-    }
+    if (result.fitting.empty() && f.sweep.empty()) return nothing_fits(model, cluster, result);
+    if (!result.fitting.empty()) main_plan = result.fitting.front();
     if (f.search) {
-      if (f.json) {
-        nlohmann::json out = {{"ranked", nlohmann::json::array()}, {"rejected", result.rejected}, {"tried", result.tried}};
-        for (size_t i = 0; i < result.fitting.size() && i < 20; ++i) out["ranked"].push_back(plan::plan_to_json(result.fitting[i]));
-        fmt::print("{}\n", out.dump(2));
-        return Status();
-      }
-      fmt::print("search: {} on {} x {}: {} layouts tried, {} fit\n", model.name, cluster.num_gpus, cluster.gpu.name,
-                 result.tried, result.fitting.size());
-      fmt::print("  {:>4}  {:<52} {:>9} {:>7} {:>9} {:>9}\n", "rank", "layout", "step s", "MFU", "mem GB", "days");
-      for (size_t i = 0; i < result.fitting.size() && i < 10; ++i) {
-        const auto& p = result.fitting[i];
-        fmt::print("  {:>4}  {:<52} {:>9.3f} {:>6.1f}% {:>9.1f} {:>9.1f}\n", i + 1, layout_text(p.layout), p.step.step_s,
-                   100 * p.mfu, p.memory.total_bytes / 1e9, p.days);
-      }
-      fmt::print("  rejected:\n");
-      for (const auto& [reason, count] : result.rejected) fmt::print("    {:>6}  {}\n", count, reason);
-      fmt::print("\nbest:\n");
-    } else {
-      fmt::print("no layout given: the fastest that fits (--search lists the others)\n");
+      print_search(model, cluster, result, f.json);
+    } else if (f.sweep.empty()) {
+      fmt::print("{}", f.json ? plan::plan_to_json(*main_plan).dump(2) + "\n"
+                              : "no layout given: the one that fits and trains in the fewest days, failures included (--search lists the others)\n" +
+                                    plan::format_plan(*main_plan));
     }
-    const plan::Plan& best = result.fitting.front();
-    fmt::print("{}", f.json ? plan::plan_to_json(best).dump(2) + "\n" : format_plan(best));
-    return Status();
+  } else {
+    plan::Layout layout;
+    layout.tp = f.tp ? f.tp : 1;
+    layout.pp = f.pp ? f.pp : 1;
+    layout.vp = f.vp ? f.vp : 1;
+    layout.dp = f.dp;
+    layout.ep = f.ep ? f.ep : 1;
+    layout.cp = f.cp ? f.cp : 1;
+    layout.micro_batch = f.micro_batch ? f.micro_batch : 1;
+    layout.zero = f.zero >= 0 ? f.zero : 1;
+    layout.recompute = space.recompute.value_or(plan::Recompute::kSelective);
+    layout.software = space.software;
+    layout.balance_pipeline = f.balance_pipeline;
+    SC_ASSIGN_OR_RETURN(plan::Plan p, plan::plan_run(model, cluster, layout, run));
+    main_plan = p;
+    if (f.sweep.empty()) fmt::print("{}", f.json ? plan::plan_to_json(p).dump(2) + "\n" : plan::format_plan(p));
   }
-  plan::Layout layout;
-  layout.tp = f.tp ? f.tp : 1;
-  layout.pp = f.pp ? f.pp : 1;
-  layout.vp = f.vp ? f.vp : 1;
-  layout.dp = f.dp;
-  layout.ep = f.ep ? f.ep : 1;
-  layout.cp = f.cp ? f.cp : 1;
-  layout.micro_batch = f.micro_batch ? f.micro_batch : 1;
-  layout.zero = f.zero >= 0 ? f.zero : 1;
-  layout.recompute = space.recompute.value_or(plan::Recompute::kSelective);
-  layout.overlap_dp = !f.no_overlap_dp;
-  SC_ASSIGN_OR_RETURN(plan::Plan p, plan::plan_run(model, cluster, layout, run));
-  fmt::print("{}", f.json ? plan::plan_to_json(p).dump(2) + "\n" : format_plan(p));
+
+  std::vector<plan::SweepPoint> sweep;
+  if (!sweep_gpus.empty()) {
+    // A fixed --dp belongs to one cluster size; the sweep derives it.
+    plan::SearchSpace sweep_space = space;
+    sweep = plan::run_sweep(model, cluster, run, sweep_space, sweep_gpus);
+  }
+  if (!f.sweep.empty()) {
+    if (f.json) {
+      fmt::print("{}\n", plan::sweep_to_json(sweep).dump(2));
+    } else {
+      fmt::print("sweep: {} on {} clusters ({}), seq {}, batch {:.2f}M tokens, {:.3g} training tokens, software {}\n{}",
+                 model.name, cluster.gpu.name, cluster.name, run.seq_len, run.global_batch_tokens / 1e6,
+                 run.train_tokens, space.software.name, plan::format_sweep(sweep));
+    }
+  }
+  if (!f.html.empty()) {
+    if (!main_plan) {
+      for (auto it = sweep.rbegin(); it != sweep.rend() && !main_plan; ++it)
+        if (it->best) main_plan = it->best;
+      if (!main_plan) return Status::invalid("--html {}: no layout fits at any size, nothing to report", f.html);
+    }
+    SC_RETURN_IF_ERROR(write_file_atomic(f.html, plan::render_html_report(*main_plan, sweep)));
+    if (!f.json) fmt::print("wrote {}\n", f.html);
+  }
   return Status();
 }
 
@@ -184,10 +239,36 @@ CLI::App* add_plan_command(CLI::App& root, CommandRunner* runner) {
   sub->add_option("--zero", f->zero, "ZeRO stage 0-3 over the data-parallel group (default 1)");
   sub->add_option("--train-tokens", f->train_tokens, "Tokens to train on (default 20 per active parameter)");
   sub->add_option("--gpu-hour-usd", f->gpu_hour_usd, "Price of a GPU-hour (default: the cluster's)");
+  sub->add_option("--software", f->software, "Training software: current, llama3-2024 or megatron-2021")
+      ->capture_default_str();
   sub->add_flag("--no-overlap-dp", f->no_overlap_dp, "Data-parallel communication does not overlap compute (2021 Megatron)");
+  sub->add_flag("--balance-pipeline", f->balance_pipeline,
+                "Embedding and output+loss each take one layer slot in the pipeline split (Llama 3)");
   sub->add_flag("--json", f->json, "Print JSON (keys in docs/plan.md)");
   sub->add_flag("--search", f->search, "Rank every valid layout; say why the others were rejected");
-  *runner = [f]() { return run_plan(*f); };
+  sub->add_option("--sweep", f->sweep, "Scaling curve over cluster sizes, e.g. gpus=1024,4096,16384,100000");
+  sub->add_option("--html", f->html, "Write a self-contained HTML report with charts to this file");
+  sub->add_flag("--validate", f->validate, "Print the planner against published training runs");
+  sub->add_flag("--calibrate", f->calibrate,
+                "Measure this machine's GEMM, attention and 2-rank MPI all-reduce beside the model's curves");
+  sub->add_flag("--calibrate-allreduce-worker", f->calibrate_worker, "(internal: one rank of --calibrate)")
+      ->group("");
+  // Sizes for which 0 is not "unset" but a mistake.
+  std::vector<std::pair<CLI::Option*, const int64_t*>> sizes;
+  for (const char* name : {"--gpus", "--tp", "--pp", "--vp", "--dp", "--ep", "--cp", "--micro-batch", "--seq-len",
+                           "--global-batch-tokens"})
+    sizes.emplace_back(sub->get_option(name), nullptr);
+  const int64_t* fields[] = {&f->gpus, &f->tp, &f->pp, &f->vp, &f->dp, &f->ep, &f->cp, &f->micro_batch, &f->seq_len,
+                             &f->global_batch_tokens};
+  for (size_t i = 0; i < sizes.size(); ++i) sizes[i].second = fields[i];
+  CLI::Option* train_tokens = sub->get_option("--train-tokens");
+  *runner = [f, sizes, train_tokens]() {
+    f->given_zero.clear();
+    for (const auto& [option, field] : sizes)
+      if (option->count() > 0 && *field == 0) f->given_zero.push_back(option->get_name());
+    if (train_tokens->count() > 0 && f->train_tokens == 0) f->given_zero.push_back("--train-tokens");
+    return run_plan(*f);
+  };
   return sub;
 }
 

@@ -4,112 +4,37 @@
 #include <cmath>
 
 #include "model/counts.h"
+#include "plan/collectives.h"
+#include "plan/kernel_model.h"
+#include "plan/pipeline.h"
+#include "plan/reliability.h"
 
 namespace sc::plan {
 namespace {
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
-constexpr double kBf16 = 2;                 // bytes per activation / weight element
-constexpr double kKernelOverheadS = 3e-6;   // launch + tail per kernel (CUDA graphs hide launches, not tails)
-constexpr double kHbmEfficiency = 0.8;      // achieved / datasheet HBM bandwidth for streaming kernels
+constexpr double kBf16 = 2;                      // bytes per activation / weight element
 constexpr double kFixedBuffersBytes = 2 * kGiB;  // CUDA context, cuBLAS workspace, NCCL channels
-constexpr double kFragmentation = 0.10;     // caching allocator slack on activations
-// Mixed-precision Adam (ZeRO paper): bf16 weights 2 + bf16 grads 2 + fp32
-// master weights, m and v 12 bytes per parameter.
-constexpr double kWeightBytes = 2, kGradBytes = 2, kOptimizerBytes = 12;
-// A checkpoint holds the bf16 weights and the fp32 optimizer state.
-constexpr double kCheckpointBytesPerParam = 2 + 12;
+constexpr double kFragmentation = 0.10;          // caching allocator slack and transients on activations
+// Mixed-precision Adam: bf16 (or fp16) weights 2 B, the main gradient
+// (SoftwareStack::main_grad_bytes), fp32 master weights, m and v 12 B
+// (ZeRO paper; Megatron-core's distributed optimizer page: 18 B with fp32
+// main grads).
+constexpr double kWeightBytes = 2, kOptimizerBytes = 12;
 
-// Time of one GEMM on one GPU: roofline (peak x achievable ceiling vs HBM
-// traffic) with wave quantization of 128 x 256 output tiles over the SMs.
-double gemm_time(const GpuSpec& gpu, double m, double n, double k) {
-  if (m <= 0 || n <= 0 || k <= 0) return 0;
-  const double flops = 2 * m * n * k;
-  const double tiles = std::ceil(m / 128) * std::ceil(n / 256);
-  const double waves = std::ceil(tiles / gpu.sm_count);
-  const double wave_efficiency = tiles / (waves * gpu.sm_count);
-  const double compute_s = flops / (gpu.bf16_flops * gpu.max_gemm_efficiency * wave_efficiency);
-  const double memory_s = kBf16 * (m * k + k * n + m * n) / (gpu.hbm_bytes_per_s * kHbmEfficiency);
-  return std::max(compute_s, memory_s) + kKernelOverheadS;
-}
-
-double stream_time(const GpuSpec& gpu, double bytes) { return bytes / (gpu.hbm_bytes_per_s * kHbmEfficiency); }
-
-// A group of `n` ranks, `in_node` of which share a node (NVLink), spread
-// over `span_gpus` consecutive GPUs of the fabric.
-struct Group {
-  int64_t n = 1;
-  int64_t in_node = 1;
-  int64_t span_gpus = 1;
+// Time of one micro-batch's forward + backward (+ recompute) on one pipeline
+// rank, by part.
+struct MicroBatchParts {
+  double gemm = 0, attention = 0, elementwise = 0, grad_accum = 0, tp = 0, ep = 0, cp = 0;
+  double total() const { return gemm + attention + elementwise + grad_accum + tp + ep + cp; }
+  MicroBatchParts operator*(double k) const {
+    return {gemm * k, attention * k, elementwise * k, grad_accum * k, tp * k, ep * k, cp * k};
+  }
+  MicroBatchParts operator+(const MicroBatchParts& o) const {
+    return {gemm + o.gemm, attention + o.attention, elementwise + o.elementwise, grad_accum + o.grad_accum,
+            tp + o.tp, ep + o.ep, cp + o.cp};
+  }
 };
-
-struct Links {
-  double nvlink_bytes_per_s, nvlink_latency_s;
-  double scale_out_bytes_per_s, scale_out_latency_s;
-};
-
-Links links_for(const ClusterSpec& c, const Group& g) {
-  Links l;
-  l.nvlink_bytes_per_s = c.gpu.nvlink_bytes_per_s * c.nvlink_efficiency;
-  l.nvlink_latency_s = c.nvlink_latency_s;
-  double bw = c.scale_out_bytes_per_s * c.scale_out_efficiency;
-  if (c.pod_gpus > 0 && g.span_gpus > c.pod_gpus) bw /= c.oversubscription;
-  l.scale_out_bytes_per_s = bw;
-  // A hop up and down each tier the group spans: leaf only inside a rack-
-  // sized span, else every tier.
-  const int64_t tiers = g.span_gpus <= c.gpus_per_rack ? 1 : c.fabric_tiers;
-  l.scale_out_latency_s = 2.0 * tiers * c.hop_latency_s + 5e-6;  // + NIC/NCCL software per step
-  return l;
-}
-
-// Ring all-reduce of S bytes per rank, hierarchical when the group has
-// ranks inside a node: reduce-scatter on NVLink, all-reduce of S/in_node
-// across nodes on each GPU's own NIC (rail-optimized), all-gather on NVLink.
-// Bus-bandwidth volumes as nccl-tests: 2(n-1)/n S for all-reduce.
-double all_reduce_time(const ClusterSpec& c, const Group& g, double bytes) {
-  if (g.n <= 1 || bytes <= 0) return 0;
-  const Links l = links_for(c, g);
-  const double a = static_cast<double>(std::min(g.in_node, g.n));
-  const double b = static_cast<double>(g.n) / a;  // nodes in the group
-  double t = 0;
-  if (a > 1) t += 2 * (a - 1) / a * bytes / l.nvlink_bytes_per_s + 2 * (a - 1) * l.nvlink_latency_s;
-  if (b > 1) t += 2 * (b - 1) / b * (bytes / a) / l.scale_out_bytes_per_s + 2 * (b - 1) * l.scale_out_latency_s;
-  return t;
-}
-
-// Reduce-scatter followed by all-gather moves what one all-reduce moves.
-double reduce_scatter_time(const ClusterSpec& c, const Group& g, double bytes) { return all_reduce_time(c, g, bytes) / 2; }
-
-// All-to-all of S bytes per rank: (n-1)/n of it leaves the rank; the part
-// for ranks outside the node goes over the NIC.
-double all_to_all_time(const ClusterSpec& c, const Group& g, double bytes) {
-  if (g.n <= 1 || bytes <= 0) return 0;
-  const Links l = links_for(c, g);
-  const double n = static_cast<double>(g.n), a = static_cast<double>(std::min(g.in_node, g.n));
-  const double inside = bytes * (a - 1) / n, outside = bytes * (n - a) / n;
-  return std::max(inside / l.nvlink_bytes_per_s, outside / l.scale_out_bytes_per_s) +
-         (a < n ? (n - 1) * l.scale_out_latency_s / 4 : (n - 1) * l.nvlink_latency_s);
-}
-
-double p2p_time(const ClusterSpec& c, bool inside_node, double bytes) {
-  Group g{2, inside_node ? 2 : 1, inside_node ? 2 : c.gpus_per_node * 2};
-  const Links l = links_for(c, g);
-  return inside_node ? bytes / l.nvlink_bytes_per_s + l.nvlink_latency_s
-                     : bytes / l.scale_out_bytes_per_s + l.scale_out_latency_s;
-}
-
-// Ranks are ordered tp (innermost), cp, ep-within-dp, pp, dp (outermost
-// after ep), as Megatron-LM orders them.
-int64_t ranks_in_node(const ClusterSpec& c, int64_t stride, int64_t n) {
-  if (stride >= c.gpus_per_node) return 1;
-  return std::min(n, std::max<int64_t>(1, c.gpus_per_node / stride));
-}
-
-double daly_interval(double delta_s, double mtbf_s) {
-  if (delta_s >= 2 * mtbf_s) return mtbf_s;
-  const double x = delta_s / (2 * mtbf_s);
-  return std::sqrt(2 * delta_s * mtbf_s) * (1 + std::sqrt(x) / 3 + x / 9) - delta_s;
-}
 
 }  // namespace
 
@@ -179,9 +104,11 @@ Status validate_layout(const PlanModel& model, const ClusterSpec& cluster, const
                            c.num_key_value_heads);
   if (model.mlp_width % layout->tp != 0)
     return Status::invalid("--tp {} does not divide the MLP width {}", layout->tp, model.mlp_width);
-  if (layout->pp * layout->vp > c.num_hidden_layers)
+  const int64_t layer_slots = c.num_hidden_layers + (layout->balance_pipeline && layout->pp > 1 ? 2 : 0);
+  if (layout->pp * layout->vp > layer_slots)
     return Status::invalid("--pp {} x --vp {} is more stages than num_hidden_layers {}", layout->pp, layout->vp,
                            c.num_hidden_layers);
+  if (layout->vp > 1 && layout->pp == 1) return Status::invalid("--vp {} needs --pp > 1 (interleaving a pipeline)", layout->vp);
   if (layout->ep > 1 && !c.is_moe())
     return Status::invalid("--ep {} needs a mixture-of-experts model ({} is dense)", layout->ep, model.name);
   if (c.is_moe() && c.num_experts % layout->ep != 0)
@@ -196,12 +123,19 @@ Status validate_layout(const PlanModel& model, const ClusterSpec& cluster, const
   return Status();
 }
 
-Result<Plan> plan_run(const PlanModel& model, const ClusterSpec& cluster, Layout layout, const RunSpec& run) {
+ModelFacts model_facts(const PlanModel& model, int64_t seq_len) {
+  return {count_parameters(model.config), flops_per_token(model.config, seq_len)};
+}
+
+Result<Plan> plan_run(const PlanModel& model, const ClusterSpec& cluster, Layout layout, const RunSpec& run,
+                      const ModelFacts* given_facts) {
   SC_RETURN_IF_ERROR(validate_layout(model, cluster, run, &layout));
   const ModelConfig& c = model.config;
   const GpuSpec& gpu = cluster.gpu;
-  const ParameterCounts counts = count_parameters(c);
-  const double tp = layout.tp, pp = layout.pp, vp = layout.vp, cp = layout.cp, ep = layout.ep, dp = layout.dp;
+  const SoftwareStack& sw = layout.software;
+  const ModelFacts facts = given_facts ? *given_facts : model_facts(model, run.seq_len);
+  const ParameterCounts& counts = facts.counts;
+  const double tp = layout.tp, pp = layout.pp, vp = layout.vp, cp = layout.cp, ep = layout.ep;
   const double L = static_cast<double>(c.num_hidden_layers), h = static_cast<double>(c.hidden_size);
   const double hq_d = static_cast<double>(c.num_attention_heads * c.head_dim);
   const double kv_d = static_cast<double>(c.num_key_value_heads * c.head_dim);
@@ -210,9 +144,13 @@ Result<Plan> plan_run(const PlanModel& model, const ClusterSpec& cluster, Layout
   const double k_active = c.is_moe() ? static_cast<double>(c.num_experts_per_tok) : 1;
   const double E = c.is_moe() ? static_cast<double>(c.num_experts) : 1;
   const double T = b * s / cp;  // tokens per micro-batch on this GPU's TP group
-  const double m = static_cast<double>(run.global_batch_tokens / run.seq_len) / (dp * b);
-  const double stage_layers = std::ceil(L / (pp * vp)) * vp;  // the deepest stage sets the pace
+  const int64_t micro_batches = run.global_batch_tokens / run.seq_len / (layout.dp * layout.micro_batch);
+  const double m = static_cast<double>(micro_batches);
   const bool full = layout.recompute == Recompute::kFull;
+  const bool selective = layout.recompute == Recompute::kSelective;
+  // Without sequence parallelism the h-wide elementwise work and its saved
+  // inputs are repeated on every TP rank (Korthikanti et al. 2022, 4.2.2).
+  const double sp_split = sw.sequence_parallel ? tp : 1;
 
   Plan plan;
   plan.model = model.name;
@@ -222,116 +160,23 @@ Result<Plan> plan_run(const PlanModel& model, const ClusterSpec& cluster, Layout
   plan.idle_gpus = cluster.num_gpus - plan.num_gpus;
   plan.layout = layout;
   plan.run = run;
-  plan.micro_batches = static_cast<int64_t>(m);
+  plan.micro_batches = micro_batches;
   plan.total_parameters = static_cast<double>(counts.total);
   plan.active_parameters = static_cast<double>(counts.active);
-  plan.model_flops_per_token = static_cast<double>(model_flops_per_token(c, run.seq_len));
+  const FlopsPerToken& f = facts.flops;
+  plan.model_flops_per_token = static_cast<double>(f.training);  // model_flops_per_token()
 
-  // ---- Communication groups (rank order tp, cp, dp with ep inside, pp) ----
-  const int64_t gpn = cluster.gpus_per_node;
-  const Group tp_group{layout.tp, std::min<int64_t>(layout.tp, gpn), layout.tp};
-  const Group cp_group{layout.cp, ranks_in_node(cluster, layout.tp, layout.cp), layout.tp * layout.cp};
-  const Group ep_group{layout.ep, ranks_in_node(cluster, layout.tp * layout.cp, layout.ep),
-                       layout.tp * layout.cp * layout.ep};
+  // ---- Communication groups (Megatron rank order: tp, cp, ep within dp, dp, pp) ----
+  const Group tp_group = strided_group(cluster, layout.tp, 1);
+  const Group cp_group = strided_group(cluster, layout.cp, layout.tp);
+  const Group ep_group = strided_group(cluster, layout.ep, layout.tp * layout.cp);
   const int64_t dense_dp = layout.dp * layout.cp;  // ZeRO / gradient group of dense weights
-  const Group dp_group{dense_dp, ranks_in_node(cluster, layout.tp, dense_dp), plan.num_gpus / layout.pp};
+  const Group dp_group = strided_group(cluster, dense_dp, layout.tp);
   const int64_t expert_dp = dense_dp / layout.ep;
-  const Group expert_dp_group{expert_dp, ranks_in_node(cluster, layout.tp * layout.ep, expert_dp),
-                              plan.num_gpus / layout.pp};
-  const bool pp_inside_node = layout.tp * layout.cp * layout.dp < gpn && layout.pp > 1;
+  const Group expert_dp_group = strided_group(cluster, expert_dp, layout.tp * layout.ep);
+  const bool pp_inside_node = layout.tp * layout.cp * layout.dp < cluster.gpus_per_node && layout.pp > 1;
 
-  // ---- Per-layer forward time of one micro-batch on one GPU ----
-  double dense_gemm = 0, moe_gemm = 0;
-  const double mlp_in_width = model.gated_mlp ? 2 * F : F;
-  dense_gemm += gemm_time(gpu, T, (hq_d + 2 * kv_d) / tp, h);  // QKV
-  dense_gemm += gemm_time(gpu, T, h, hq_d / tp);               // output projection
-  const double attention_gemm = dense_gemm;
-  const double dense_mlp = gemm_time(gpu, T, mlp_in_width / tp, h) + gemm_time(gpu, T, h, F / tp);
-  dense_gemm += dense_mlp;
-  if (c.is_moe()) {
-    // Each GPU holds E/ep experts; in expectation T*k*ep/E tokens reach each.
-    const double tokens_per_expert = T * k_active * ep / E;
-    const double local_experts = E / ep;
-    moe_gemm = attention_gemm + gemm_time(gpu, T, E, h) +
-               local_experts * (gemm_time(gpu, tokens_per_expert, mlp_in_width / tp, h) +
-                                gemm_time(gpu, tokens_per_expert, h, F / tp));
-  }
-  // Attention core. Fused kernels skip the masked half of a causal s x s
-  // (each of T queries sees s/2 keys on average); FlashAttention's backward
-  // does 2.5x the forward's matmul work (FA2's own accounting).
-  const double heads_local = static_cast<double>(c.num_attention_heads) / tp;
-  double attention_fwd = 0, attention_bwd = 0;
-  if (model.flash_attention) {
-    const double fwd_flops = 4 * T * (s / 2) * heads_local * c.head_dim;
-    const double rate = gpu.bf16_flops * gpu.attention_efficiency;
-    attention_fwd = fwd_flops / rate;
-    attention_bwd = 2.5 * fwd_flops / rate;
-  } else {
-    // Unfused (2021): batched QK^T and PV over the full s x s, then a fused
-    // scale-mask-softmax and dropout streaming the scores through HBM
-    // (about 11 bytes per score forward, 15 backward).
-    const double batch_heads = b * heads_local;
-    const double bmm = 2 * gemm_time(gpu, s * batch_heads / cp, s, static_cast<double>(c.head_dim));
-    const double scores = batch_heads * (s / cp) * s;
-    attention_fwd = bmm + stream_time(gpu, scores * (model.dropout ? 11 : 6));
-    attention_bwd = 2 * bmm + stream_time(gpu, scores * (model.dropout ? 15 : 8));
-  }
-  // Bandwidth-bound elementwise work per token (bytes, forward): norms,
-  // residual adds, rotary or bias, MLP activation, dropout. SP shards the
-  // h-wide parts over tp.
-  const int64_t norms = c.sandwich_norm ? 4 : 2;
-  const double h_bytes = kBf16 * (2.0 * norms * h + 6 * h + (model.dropout ? 5 * h : 0)) / tp;
-  const double mlp_act_bytes = kBf16 * (model.gated_mlp ? 3 * F : 2 * F) * k_active / tp;
-  const double rope_bytes = kBf16 * 2 * (hq_d + kv_d) / tp;
-  const double elementwise_fwd = stream_time(gpu, T * (h_bytes + mlp_act_bytes + rope_bytes)) + 12 * kKernelOverheadS;
-
-  // Collectives per layer per micro-batch.
-  const double tp_bytes = T * h * kBf16;  // the full activation each all-gather / reduce-scatter rebuilds
-  const double tp_one = layout.tp > 1 ? all_reduce_time(cluster, tp_group, tp_bytes) : 0;
-  const double ep_bytes = T * k_active * h * kBf16 / tp;  // tokens this GPU sends (SP: 1/tp of them)
-  const double ep_one = all_to_all_time(cluster, ep_group, ep_bytes);
-  const double cp_bytes = (cp - 1) * 2 * T * (kv_d / tp) * kBf16 * (tp > c.num_key_value_heads ? tp / c.num_key_value_heads : 1);
-  const double cp_one = layout.cp > 1 ? (cp_bytes / links_for(cluster, cp_group).scale_out_bytes_per_s) : 0;
-
-  // Sum over layers (dense and MoE layers differ), forward + backward
-  // (backward = 2x forward GEMMs), + recomputation.
-  double gemm = 0, attention = 0, elementwise = 0, tp_comm = 0, ep_comm = 0, cp_comm = 0;
-  int64_t moe_layers = 0;
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    const bool moe = c.is_moe_layer(l);
-    moe_layers += moe ? 1 : 0;
-    const double g = moe ? moe_gemm : dense_gemm;
-    const double recompute_gemm = full ? g : 0;
-    const double recompute_attention = full || layout.recompute == Recompute::kSelective ? attention_fwd : 0;
-    // FlashAttention recomputes scores inside its backward already: selective costs it nothing more.
-    const double extra_attention = model.flash_attention && !full ? 0 : recompute_attention;
-    gemm += 3 * g + recompute_gemm;
-    attention += attention_fwd + attention_bwd + extra_attention;
-    elementwise += 3 * elementwise_fwd + (full ? elementwise_fwd : 0);
-    tp_comm += (full ? 6 : 4) * tp_one;  // 2 forward, 2 backward, 2 more when recomputing
-    if (moe) ep_comm += (full ? 6 : 4) * ep_one;
-    cp_comm += std::max(0.0, 3 * cp_one - (attention_fwd + attention_bwd));
-  }
-  const double layer_share = stage_layers / L;
-  // Output layer and loss on the last stage (not balanced away, as in
-  // Megatron-LM): logits GEMM forward + backward, fp32 softmax streaming.
-  const double head = 3 * gemm_time(gpu, T, V / tp, h) + stream_time(gpu, T * V / tp * 4 * 3);
-  const double pp_one = layout.pp > 1 ? p2p_time(cluster, pp_inside_node, T * h * kBf16 / tp) : 0;
-  const double pp_per_micro_batch = layout.pp > 1 ? 2 * vp * pp_one : 0;
-
-  StepBreakdown& st = plan.step;
-  st.gemm_s = m * (layer_share * gemm + head);
-  st.attention_s = m * layer_share * attention;
-  st.elementwise_s = m * layer_share * elementwise;
-  st.tp_comm_s = m * layer_share * tp_comm;
-  st.ep_comm_s = m * layer_share * ep_comm;
-  st.cp_comm_s = m * layer_share * cp_comm;
-  st.pp_comm_s = m * pp_per_micro_batch;
-  const double micro_batch_s = (st.gemm_s + st.attention_s + st.elementwise_s + st.tp_comm_s + st.ep_comm_s +
-                                st.cp_comm_s + st.pp_comm_s) / m;
-  st.bubble_s = (pp - 1) / vp * micro_batch_s;
-
-  // ---- Parameters held by one GPU (the deepest stage, first or last) ----
+  // ---- Parameters per layer on one GPU ----
   double dense_per_layer = 0, expert_per_layer = 0;
   for (const auto& layer : counts.layers) {
     if (layer.is_moe) {
@@ -341,65 +186,256 @@ Result<Plan> plan_run(const PlanModel& model, const ClusterSpec& cluster, Layout
       dense_per_layer += static_cast<double>(layer.total());
     }
   }
-  dense_per_layer /= L;
-  expert_per_layer /= L;
-  const double vocab_params = static_cast<double>(std::max(counts.embedding, counts.output)) / tp;
-  const double local_dense = stage_layers * dense_per_layer / tp + vocab_params;
-  const double local_expert = stage_layers * expert_per_layer / (tp * ep);
+  dense_per_layer /= L * tp;
+  expert_per_layer /= L * tp * ep;
+  const double local_per_layer = dense_per_layer + expert_per_layer;
+  const double vocab_local = V * h / tp;  // embedding or output matrix on one GPU
 
-  // DP communication: gradient reduce-scatter (ZeRO >= 1) or all-reduce
-  // (both move 2(n-1)/n S), parameter all-gather; ZeRO-3 gathers weights
-  // again for the backward. Overlap hides it behind the last micro-batch's
-  // backward (gradients) and the first forward (parameters).
-  const double dense_grad_bytes = local_dense * kBf16, expert_grad_bytes = local_expert * kBf16;
-  double dp_total = all_reduce_time(cluster, dp_group, dense_grad_bytes) +
-                    all_reduce_time(cluster, expert_dp_group, expert_grad_bytes);
-  if (layout.zero == 3)
-    dp_total += reduce_scatter_time(cluster, dp_group, dense_grad_bytes) * 2 * m +
-                reduce_scatter_time(cluster, expert_dp_group, expert_grad_bytes) * 2 * m;
-  const double overlap_window = layout.overlap_dp ? micro_batch_s * (layout.zero == 3 ? m : 1.0) : 0;
-  st.dp_comm_s = std::max(0.0, dp_total - overlap_window);
+  // ---- Forward GEMMs of one layer and one micro-batch ----
+  const double mlp_in_width = model.gated_mlp ? 2 * F : F;
+  const double attention_gemm = gemm_time_s(gpu, T, (hq_d + 2 * kv_d) / tp, h) + gemm_time_s(gpu, T, h, hq_d / tp);
+  const double dense_gemm = attention_gemm + gemm_time_s(gpu, T, mlp_in_width / tp, h) + gemm_time_s(gpu, T, h, F / tp);
+  double moe_gemm = 0;
+  if (c.is_moe()) {
+    // Each GPU holds E/ep experts; in expectation T*k*ep/E tokens reach each.
+    const double tokens_per_expert = T * k_active * ep / E;
+    moe_gemm = attention_gemm + gemm_time_s(gpu, T, E, h) +
+               (E / ep) * (gemm_time_s(gpu, tokens_per_expert, mlp_in_width / tp, h) +
+                           gemm_time_s(gpu, tokens_per_expert, h, F / tp));
+  }
+  // ---- Attention core ----
+  // Fused kernels skip the masked half of a causal s x s (each of T queries
+  // sees s/2 keys on average); FlashAttention's backward does 2.5x the
+  // forward's matmul work (FA2's own accounting) and recomputes the scores.
+  const double heads_local = static_cast<double>(c.num_attention_heads) / tp;
+  double attention_fwd = 0, attention_bwd = 0;
+  if (model.flash_attention) {
+    const double fwd_flops = 4 * T * (s / 2) * heads_local * static_cast<double>(c.head_dim);
+    const double efficiency = sw.flash_attention_version >= 3 && gpu.fa3_efficiency > 0 ? gpu.fa3_efficiency
+                                                                                        : gpu.fa2_efficiency;
+    const double rate = gpu.bf16_flops * efficiency;
+    attention_fwd = fwd_flops / rate;
+    attention_bwd = 2.5 * fwd_flops / rate;
+  } else {
+    // Unfused (2021): batched QK^T and PV over the full s x s, then a fused
+    // scale-mask-softmax and dropout streaming the scores through HBM
+    // (about 11 bytes per score forward, 15 backward).
+    const double batch_heads = b * heads_local;
+    const double bmm = 2 * gemm_time_s(gpu, s * batch_heads / cp, s, static_cast<double>(c.head_dim));
+    const double scores = batch_heads * (s / cp) * s;
+    attention_fwd = bmm + stream_time_s(gpu, scores * (model.dropout ? 11 : 6));
+    attention_bwd = 2 * bmm + stream_time_s(gpu, scores * (model.dropout ? 15 : 8));
+  }
+  const bool recompute_attention = full || (selective && !model.flash_attention);
+  // ---- Bandwidth-bound elementwise work per token (bytes, forward) ----
+  // Norms (read + write), the two residual adds (read 2, write 1; bias and
+  // dropout fused into them in Megatron) and 1-byte dropout masks: h wide,
+  // split over tp only with sequence parallelism. MLP activation and
+  // rotary: split by tp.
+  const int64_t norms = c.sandwich_norm ? 4 : 2;
+  const double h_bytes = (kBf16 * (2.0 * norms * h + 6 * h) + (model.dropout ? 2 * h : 0)) / sp_split;
+  const double mlp_act_bytes = kBf16 * (model.gated_mlp ? 3 * F : 2 * F) * k_active / tp;
+  const double rope_bytes = model.rotary ? kBf16 * 2 * (hq_d + kv_d) / tp : 0;
+  const double elementwise_fwd = stream_time_s(gpu, T * (h_bytes + mlp_act_bytes + rope_bytes)) + 12 * kKernelOverheadS;
+  // Selective recompute with fused attention redoes the norms and the gated
+  // product in the backward: their forward traffic once more.
+  const double cheap_recompute = selective && model.flash_attention
+                                     ? stream_time_s(gpu, T * (kBf16 * 2 * 2 * h / sp_split +
+                                                               (model.gated_mlp ? kBf16 * 3 * F * k_active / tp : 0)))
+                                     : 0;
+
+  // ---- Collectives per layer per micro-batch ----
+  // TP: with SP 2 all-gathers + 2 reduce-scatters forward, as many backward
+  // (2 all-reduces each way without SP: the same bytes), 2 more when the
+  // forward is recomputed; not overlapped with compute.
+  const double tp_one = layout.tp > 1 ? all_reduce_time_s(cluster, tp_group, T * h * kBf16) : 0;
+  const double ep_bytes = T * k_active * h * kBf16 / tp;  // tokens this GPU sends (SP: 1/tp of them)
+  const double ep_one = all_to_all_time_s(cluster, ep_group, ep_bytes);
+  const double cp_bytes = (cp - 1) * 2 * T * (kv_d / tp) * kBf16 *
+                          (tp > static_cast<double>(c.num_key_value_heads) ? tp / static_cast<double>(c.num_key_value_heads) : 1);
+  const double cp_one = layout.cp > 1 ? all_gather_time_s(cluster, cp_group, cp_bytes / (cp - 1) * cp) : 0;
+  // Gradient accumulation when not fused into the weight-gradient GEMM: a
+  // kernel reads the fresh bf16 gradient and reads and writes the main one.
+  auto accumulate_s = [&](double params) {
+    return sw.fused_grad_accumulation ? 0.0 : stream_time_s(gpu, params * (kBf16 + 2 * sw.main_grad_bytes));
+  };
+
+  // ---- One micro-batch of the average layer, forward + backward (+ recompute) ----
+  MicroBatchParts layer_sum;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const bool moe = c.is_moe_layer(l);
+    const double g = moe ? moe_gemm : dense_gemm;
+    MicroBatchParts p;
+    p.gemm = 3 * g + (full ? g : 0);  // backward = 2x forward
+    p.attention = attention_fwd + attention_bwd + (recompute_attention ? attention_fwd : 0);
+    p.elementwise = 3 * elementwise_fwd + (full ? elementwise_fwd : cheap_recompute);
+    p.tp = (full ? 6 : 4) * tp_one;
+    p.ep = moe ? (full ? 6 : 4) * ep_one : 0;
+    p.cp = std::max(0.0, 3 * cp_one - (attention_fwd + attention_bwd));
+    p.grad_accum = accumulate_s(local_per_layer);
+    layer_sum = layer_sum + p;
+  }
+  // The job runs at the pace of its slowest GPU: its kernels take longer.
+  const double slow = 1 / cluster.slowest_gpu_factor(plan.num_gpus);
+  auto slowed = [slow](MicroBatchParts p) {
+    p.gemm *= slow, p.attention *= slow, p.elementwise *= slow, p.grad_accum *= slow;
+    return p;
+  };
+  const MicroBatchParts layer = slowed(layer_sum * (1 / L));
+  // Output layer and loss (last rank): logits GEMM forward + backward, fp32
+  // softmax streaming. Embedding (first rank): its dense weight gradient.
+  MicroBatchParts head;
+  head.gemm = 3 * gemm_time_s(gpu, T, V / tp, h);
+  head.elementwise = stream_time_s(gpu, T * V / tp * 4 * 3);
+  head.grad_accum = accumulate_s(vocab_local);
+  head = slowed(head);
+  MicroBatchParts embedding;
+  embedding.elementwise = stream_time_s(gpu, vocab_local * kBf16 + T * h * kBf16 * 2);
+  embedding.grad_accum = accumulate_s(vocab_local);
+  embedding = slowed(embedding);
+
+  // ---- Pipeline: the slowest rank sets the pace ----
+  const PipelineShape shape = pipeline_shape(c.num_hidden_layers, layout.pp, layout.vp, layout.balance_pipeline);
+  MicroBatchParts pace = layer * static_cast<double>(shape.first_layers) + embedding + head;  // pp == 1
+  if (layout.pp > 1) {
+    const MicroBatchParts first = layer * static_cast<double>(shape.first_layers) + embedding;
+    const MicroBatchParts last = layer * static_cast<double>(shape.last_layers) + head;
+    const MicroBatchParts middle = layer * static_cast<double>(shape.middle_layers);
+    pace = first.total() >= last.total() ? first : last;
+    if (middle.total() > pace.total()) pace = middle;
+  }
+  // Stage-to-stage: one activation of T x h, split over tp (SP, or the 2021
+  // scatter/gather, which rebuilds it with an NVLink all-gather), each way
+  // per chunk per micro-batch. Blocking sends sit on the critical path;
+  // asynchronous ones hide behind the chunk's compute.
+  double pp_one = 0;
+  if (layout.pp > 1) {
+    pp_one = p2p_time_s(cluster, pp_inside_node, T * h * kBf16 / tp);
+    if (!sw.sequence_parallel && layout.tp > 1) pp_one += all_gather_time_s(cluster, tp_group, T * h * kBf16);
+  }
+  const double chunk_compute = pace.total() / vp;
+  const double pp_per_micro_batch =
+      sw.overlap_pp ? 2 * vp * std::max(0.0, pp_one - chunk_compute) : 2 * vp * pp_one;
+
+  StepBreakdown& st = plan.step;
+  st.gemm_s = m * pace.gemm;
+  st.attention_s = m * pace.attention;
+  st.elementwise_s = m * pace.elementwise;
+  st.grad_accum_s = m * pace.grad_accum;
+  st.tp_comm_s = m * pace.tp;
+  st.ep_comm_s = m * pace.ep;
+  st.cp_comm_s = m * pace.cp;
+  st.pp_comm_s = m * pp_per_micro_batch;
+  const double micro_batch_s = pace.total() + pp_per_micro_batch;
+  // Fill and drain: (p - 1) chunk times, and each hop's transfer once.
+  st.bubble_s = layout.pp > 1 ? (pp - 1) / vp * micro_batch_s + (pp - 1) * 2 * pp_one : 0;
+
+  // ---- Parameters on each pipeline rank ----
+  const bool tied = counts.output == 0;
+  const double first_params = static_cast<double>(shape.first_layers) * local_per_layer + vocab_local;
+  const double last_params = static_cast<double>(shape.last_layers) * local_per_layer +
+                             (layout.pp > 1 || !tied ? vocab_local : 0);
+  const double middle_params = static_cast<double>(shape.middle_layers) * local_per_layer;
+  const double max_params = std::max({first_params, last_params, middle_params});
+  const double max_expert_params = static_cast<double>(std::max({shape.first_layers, shape.last_layers, shape.middle_layers})) *
+                                   expert_per_layer;
+  const double max_dense_params = max_params - max_expert_params;
+
+  // ---- Data parallelism ----
+  // ZeRO 0: all-reduce the main grads once per step. ZeRO 1 (distributed
+  // optimizer): reduce-scatter them once, all-gather the updated bf16
+  // weights. ZeRO 2/3 keep no full gradient, so every micro-batch's
+  // gradients are reduce-scattered; ZeRO 3 also gathers the weights for each
+  // micro-batch's forward and backward. Overlapped, the traffic hides behind
+  // the compute it runs beside, except the last chunk's share; it cannot hide
+  // more than there is compute.
+  const double reduce_count = layout.zero >= 2 ? m : 1, gather_count = layout.zero == 3 ? 2 * m : 1;
+  auto dp_times = [&](const Group& group, double params) {
+    const double grads = params * sw.main_grad_bytes, weights = params * kBf16;
+    if (layout.zero == 0) return std::pair{all_reduce_time_s(cluster, group, grads), 0.0};
+    return std::pair{reduce_scatter_time_s(cluster, group, grads) * reduce_count,
+                     all_gather_time_s(cluster, group, weights) * gather_count};
+  };
+  const auto [dense_reduce, dense_gather] = dp_times(dp_group, max_dense_params);
+  const auto [expert_reduce, expert_gather] = dp_times(expert_dp_group, max_expert_params);
+  const double reduce_s = dense_reduce + expert_reduce, gather_s = dense_gather + expert_gather;
+  if (sw.overlap_dp) {
+    const double backward_s = m * chunk_compute * vp * 2 / 3, forward_s = m * chunk_compute * vp / 3;
+    const double backward_chunk = chunk_compute * 2 / 3, forward_chunk = chunk_compute / 3;
+    // What runs beside compute: all but the last chunk-micro-batch's share.
+    const double last_share = 1 / (vp * reduce_count), last_gather_share = 1 / (vp * gather_count);
+    st.dp_comm_s = std::max(0.0, reduce_s * last_share - backward_chunk) +
+                   std::max(0.0, reduce_s * (1 - last_share) - backward_s) +
+                   std::max(0.0, gather_s * last_gather_share - forward_chunk) +
+                   std::max(0.0, gather_s * (1 - last_gather_share) - forward_s);
+  } else {
+    st.dp_comm_s = reduce_s + gather_s;
+  }
 
   // AdamW: reads and writes weights, grads, master, m, v once (~32 B/param).
-  const double optimizer_shard = layout.zero >= 1 ? 1.0 / dense_dp : 1.0;
-  st.optimizer_s = stream_time(gpu, 32 * (local_dense + local_expert * ep) * optimizer_shard);
+  const double optimizer_shard = layout.zero >= 1 ? 1.0 / static_cast<double>(dense_dp) : 1.0;
+  st.optimizer_s = stream_time_s(gpu, 32 * (max_dense_params + max_expert_params * ep) * optimizer_shard);
   st.step_s = m * micro_batch_s + st.bubble_s + st.dp_comm_s + st.optimizer_s;
 
-  // ---- Memory per GPU ----
-  MemoryBreakdown& mem = plan.memory;
-  const double dense_shard = static_cast<double>(dense_dp), expert_shard = static_cast<double>(expert_dp);
-  auto sharded = [&](double bytes_per_param, int stage_from) {
-    const bool shard = layout.zero >= stage_from;
-    return bytes_per_param * (local_dense / (shard ? dense_shard : 1) + local_expert / (shard ? expert_shard : 1));
-  };
-  mem.weights_bytes = sharded(kWeightBytes, 3);
-  mem.grads_bytes = sharded(kGradBytes, 2);
-  mem.optimizer_bytes = sharded(kOptimizerBytes, 1);
-  // Activations per layer per micro-batch: the tensors kept for backward
-  // (Korthikanti et al. 2022, section 4, generalized to GQA, gated MLPs,
-  // MoE and fused attention); sequence parallelism shards every part over tp.
-  const double kept_norm_inputs = kBf16 * (norms + 2) * h;  // norm inputs, QKV input, MLP input
-  const double kept_dropout_masks = model.dropout ? 2 * h : 0;
-  const double kept_attention = kBf16 * (2 * hq_d + 2 * kv_d);  // Q, K, V, out-proj input
-  const double kept_mlp = kBf16 * (model.gated_mlp ? 3 * F : 2 * F) * k_active + (c.is_moe() ? kBf16 * k_active * h : 0);
+  // ---- Memory per GPU, on the rank that needs the most ----
+  // Activations kept per layer per micro-batch (Korthikanti et al. 2022,
+  // section 4, generalized to GQA, gated MLPs, MoE and fused attention).
+  // Split over tp: Q/K/V and the attention output, MLP intermediates.
+  // Split over tp only with SP: norm inputs, the QKV and MLP inputs, dropout masks.
+  const double kept_replicated = kBf16 * (norms + 2) * h + (model.dropout ? 2 * h : 0);
+  const double kept_sharded = kBf16 * (2 * hq_d + 2 * kv_d) +
+                              kBf16 * (model.gated_mlp ? 3 * F : 2 * F) * k_active + (c.is_moe() ? kBf16 * k_active * h : 0);
+  double per_layer = T * (kept_replicated / sp_split + kept_sharded / tp);
+  if (selective && model.flash_attention)  // norm outputs and the gated product are recomputed
+    per_layer -= T * (kBf16 * 2 * h / sp_split + (model.gated_mlp ? kBf16 * F * k_active / tp : 0));
   const double kept_scores = model.flash_attention ? 0
                              : (model.dropout ? 5.0 : 2.0) * static_cast<double>(c.num_attention_heads) * s;
-  double per_layer = T * ((kept_norm_inputs + kept_dropout_masks + kept_attention + kept_mlp) / tp);
   const double scores_bytes = b * kept_scores * (s / cp) / tp;
   if (layout.recompute == Recompute::kNone) per_layer += scores_bytes;
-  const double layer_input = T * h * kBf16 / tp;
-  const double in_flight = std::min(m, pp) * (layout.vp > 1 && layout.pp > 1 ? 1 + (pp - 1) / (pp * vp) : 1.0);
-  const double stage_kept = (full ? layer_input : per_layer) * stage_layers;
-  // The first stage keeps min(m, p) micro-batches of its layers in flight.
-  double activations = stage_kept * in_flight;
-  if (full) activations += per_layer + scores_bytes;  // the one layer being recomputed
-  const double logits = T * V / tp * (kBf16 + 4);     // bf16 logits + fp32 loss input, last stage
-  const double last_stage = (full ? layer_input : per_layer) * stage_layers + logits;
-  mem.activations_bytes = std::max(activations, last_stage);
-  mem.buffers_bytes = kFixedBuffersBytes + kFragmentation * mem.activations_bytes;
-  mem.total_bytes = mem.weights_bytes + mem.grads_bytes + mem.optimizer_bytes + mem.activations_bytes + mem.buffers_bytes;
+  const double layer_input = T * h * kBf16 / sp_split;
+  const double kept_per_layer = full ? layer_input : per_layer;
+  // A chunk's output tensor stays until its backward unless freed once sent.
+  const double chunk_output = sw.free_pipeline_outputs || layout.pp == 1 ? 0 : layer_input;
+  const double logits = T * V / tp * (kBf16 + 4);  // bf16 logits + fp32 loss input
+  auto activations_on = [&](int64_t rank, int64_t layers) {
+    const double chunks = in_flight_chunks(shape, rank, micro_batches);
+    double bytes = chunks * (static_cast<double>(layers) / vp * kept_per_layer + chunk_output);
+    if (full) bytes += per_layer + scores_bytes;  // the one layer being recomputed
+    if (rank == layout.pp - 1) bytes += logits;
+    return bytes;
+  };
+  const double dense_shard = static_cast<double>(dense_dp), expert_shard = static_cast<double>(expert_dp);
+  auto memory_on = [&](int64_t rank, int64_t layers, double vocab_params) {
+    MemoryBreakdown mem;
+    const double dense = static_cast<double>(layers) * dense_per_layer + vocab_params;
+    const double expert = static_cast<double>(layers) * expert_per_layer;
+    auto sharded = [&](double bytes_per_param, int64_t stage_from) {
+      const bool shard = layout.zero >= stage_from;
+      return bytes_per_param * (dense / (shard ? dense_shard : 1) + expert / (shard ? expert_shard : 1));
+    };
+    mem.weights_bytes = sharded(kWeightBytes, 3);
+    mem.grads_bytes = sharded(sw.main_grad_bytes, 2);
+    mem.optimizer_bytes = sharded(kOptimizerBytes, 1);
+    mem.activations_bytes = activations_on(rank, layers);
+    mem.buffers_bytes = kFixedBuffersBytes + kFragmentation * mem.activations_bytes;
+    mem.total_bytes = mem.weights_bytes + mem.grads_bytes + mem.optimizer_bytes + mem.activations_bytes + mem.buffers_bytes;
+    mem.pipeline_rank = rank;
+    return mem;
+  };
+  MemoryBreakdown mem = memory_on(0, shape.first_layers, vocab_local);
+  if (layout.pp > 1) {
+    const MemoryBreakdown last = memory_on(layout.pp - 1, shape.last_layers, vocab_local);
+    if (last.total_bytes > mem.total_bytes) mem = last;
+    if (layout.pp > 2) {
+      const MemoryBreakdown middle = memory_on(1, shape.middle_layers, 0);
+      if (middle.total_bytes > mem.total_bytes) mem = middle;
+    }
+  } else if (!tied) {
+    mem = memory_on(0, shape.first_layers, 2 * vocab_local);
+  }
   mem.capacity_bytes = gpu.hbm_bytes;
   mem.fits = mem.total_bytes <= mem.capacity_bytes;
+  plan.memory = mem;
 
   // ---- Throughput, MFU, days ----
   const double n = static_cast<double>(plan.num_gpus);
@@ -409,38 +445,12 @@ Result<Plan> plan_run(const PlanModel& model, const ClusterSpec& cluster, Layout
   plan.mfu = model_flops / (n * gpu.bf16_flops);
   // Hardware FLOPs add what recomputation repeats: a whole forward (full) or
   // the attention core's forward (selective), as Megatron-LM 2021 counted.
-  const FlopsPerToken f = flops_per_token(c, run.seq_len);
   const double extra = full ? static_cast<double>(f.forward)
-                            : layout.recompute == Recompute::kSelective ? static_cast<double>(f.forward_attention) : 0;
+                            : recompute_attention ? static_cast<double>(f.forward_attention) : 0;
   plan.hardware_tflops_per_gpu = (plan.model_flops_per_token + extra) * plan.tokens_per_s / n / 1e12;
   plan.days = run.train_tokens / plan.tokens_per_s / 86400;
 
-  // ---- Reliability (Young/Daly) ----
-  Reliability& r = plan.reliability;
-  double rate_per_hour = 0;
-  for (const auto& cause : cluster.failures)
-    rate_per_hour += cause.rate_per_hour * (cause.component == "node" ? std::ceil(n / cluster.gpus_per_node) : n);
-  r.interruptions_per_day = rate_per_hour * 24;
-  r.job_mtbf_s = rate_per_hour > 0 ? 3600 / rate_per_hour : 1e30;
-  r.checkpoint_bytes = plan.total_parameters * kCheckpointBytesPerParam;
-  r.checkpoint_write_s = r.checkpoint_bytes / cluster.storage_write_bytes_per_s;
-  r.checkpoint_interval_s = daly_interval(r.checkpoint_write_s, r.job_mtbf_s);
-  // Lost per unit of wall time: writing checkpoints, and per interruption a
-  // restart plus half an interval (plus its write) of redone work.
-  r.lost_fraction = r.checkpoint_write_s / (r.checkpoint_interval_s + r.checkpoint_write_s) +
-                    (cluster.restart_s + (r.checkpoint_interval_s + r.checkpoint_write_s) / 2) / r.job_mtbf_s;
-  r.lost_fraction = std::min(r.lost_fraction, 0.99);
-  r.goodput = 1 - r.lost_fraction;
-  plan.effective_days = plan.days / r.goodput;
-  r.expected_interruptions = r.interruptions_per_day * plan.effective_days;
-
-  // ---- Power, energy, cost ----
-  const double node_w = cluster.gpus_per_node * gpu.tdp_w + cluster.node_power_beyond_gpus_w;
-  plan.it_power_mw = cluster.num_nodes() * node_w * (1 + cluster.network_storage_power_fraction) / 1e6;
-  plan.facility_power_mw = plan.it_power_mw * cluster.pue;
-  plan.energy_mwh = plan.facility_power_mw * plan.effective_days * 24;
-  plan.gpu_hours = n * plan.effective_days * 24;
-  plan.cost_usd = plan.gpu_hours * cluster.gpu_hour_usd;
+  add_reliability_and_power(cluster, &plan);
   return plan;
 }
 
@@ -457,7 +467,8 @@ nlohmann::json plan_to_json(const Plan& p) {
       {"layout",
        {{"tp", p.layout.tp}, {"pp", p.layout.pp}, {"vp", p.layout.vp}, {"dp", p.layout.dp}, {"ep", p.layout.ep},
         {"cp", p.layout.cp}, {"zero", p.layout.zero}, {"micro_batch", p.layout.micro_batch},
-        {"recompute", recompute_name(p.layout.recompute)}, {"overlap_dp", p.layout.overlap_dp},
+        {"recompute", recompute_name(p.layout.recompute)}, {"overlap_dp", p.layout.software.overlap_dp},
+        {"balance_pipeline", p.layout.balance_pipeline}, {"software", p.layout.software.name},
         {"micro_batches", p.micro_batches}}},
       {"seq_len", p.run.seq_len},
       {"global_batch_tokens", p.run.global_batch_tokens},
@@ -468,7 +479,7 @@ nlohmann::json plan_to_json(const Plan& p) {
       {"step_time_s", st.step_s},
       {"step_breakdown_s",
        {{"gemm", st.gemm_s}, {"attention", st.attention_s}, {"elementwise", st.elementwise_s},
-        {"tp_comm", st.tp_comm_s}, {"pp_comm", st.pp_comm_s}, {"ep_comm", st.ep_comm_s}, {"cp_comm", st.cp_comm_s},
+        {"grad_accum", st.grad_accum_s}, {"tp_comm", st.tp_comm_s}, {"pp_comm", st.pp_comm_s}, {"ep_comm", st.ep_comm_s}, {"cp_comm", st.cp_comm_s},
         {"dp_comm", st.dp_comm_s}, {"bubble", st.bubble_s}, {"optimizer", st.optimizer_s}}},
       {"tokens_per_s", p.tokens_per_s},
       {"mfu", p.mfu},
@@ -477,12 +488,16 @@ nlohmann::json plan_to_json(const Plan& p) {
       {"memory_per_gpu_bytes", mem.total_bytes},
       {"memory_breakdown_bytes",
        {{"weights", mem.weights_bytes}, {"grads", mem.grads_bytes}, {"optimizer", mem.optimizer_bytes},
-        {"activations", mem.activations_bytes}, {"buffers", mem.buffers_bytes}, {"capacity", mem.capacity_bytes}}},
+        {"activations", mem.activations_bytes}, {"buffers", mem.buffers_bytes}, {"capacity", mem.capacity_bytes},
+        {"pipeline_rank", mem.pipeline_rank}}},
       {"fits", mem.fits},
       {"days", p.days},
       {"effective_days", p.effective_days},
       {"gpu_hours", p.gpu_hours},
       {"it_power_mw", p.it_power_mw},
+      {"power_breakdown_mw",
+       {{"gpus", p.power.gpus_mw}, {"node_rest", p.power.node_rest_mw},
+        {"network_storage", p.power.network_storage_mw}, {"cooling", p.power.cooling_mw}}},
       {"facility_power_mw", p.facility_power_mw},
       {"energy_mwh", p.energy_mwh},
       {"cost_usd", p.cost_usd},

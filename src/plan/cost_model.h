@@ -1,9 +1,12 @@
 // The cost model of one training run on one cluster with one parallel
 // layout: memory per GPU, step time by part, throughput, MFU, power, energy,
 // cost and reliability. Physics, not fits: kernel times from datasheet peaks
-// and independently measured efficiencies, collectives from link rates and
-// NCCL's ring/all-to-all volumes, activation memory after Korthikanti et al.
-// 2022. docs/plan.md derives each formula and cites each constant.
+// and independently measured sustained efficiencies, collectives from link
+// rates and NCCL's ring/all-to-all volumes, the pipeline schedule's bubble
+// and in-flight micro-batches, what the training software overlaps and
+// fuses (software.h), the slowest of the job's GPUs, activation memory after
+// Korthikanti et al. 2022. docs/plan.md derives each formula and cites each
+// constant; docs/plan_validation.md checks the result against published runs.
 #pragma once
 
 #include <cstdint>
@@ -12,8 +15,10 @@
 #include <nlohmann/json.hpp>
 
 #include "core/status.h"
+#include "model/counts.h"
 #include "plan/hardware.h"
 #include "plan/plan_model.h"
+#include "plan/software.h"
 
 namespace sc::plan {
 
@@ -30,11 +35,15 @@ struct Layout {
   int64_t cp = 1;           // context parallel (ring attention)
   int64_t zero = 1;         // 0: replicated; 1: optimizer; 2: + grads; 3: + weights sharded over dp * cp
   int64_t micro_batch = 1;  // sequences per micro-batch
+  // kSelective: with unfused attention, the attention core (Korthikanti et
+  // al. 2022); with fused (flash) attention, which recomputes its core
+  // anyway, the norm outputs and the gated-MLP product (Megatron-core
+  // recompute_modules "layernorm" and the activation).
   Recompute recompute = Recompute::kSelective;
-  // Software of the run: whether data-parallel gradient reduce-scatter and
-  // parameter all-gather overlap with backward / forward compute (Megatron-
-  // core's overlap_grad_reduce / overlap_param_gather; absent in 2021).
-  bool overlap_dp = true;
+  // The embedding and the output + loss each take one layer slot in the
+  // pipeline split (Llama 3; docs/plan.md).
+  bool balance_pipeline = false;
+  SoftwareStack software;   // what the software overlaps, fuses and frees
 };
 
 struct RunSpec {
@@ -47,7 +56,8 @@ struct MemoryBreakdown {
   double weights_bytes = 0;
   double grads_bytes = 0;
   double optimizer_bytes = 0;
-  double activations_bytes = 0;
+  double activations_bytes = 0;   // of the pipeline rank with the most memory
+  int64_t pipeline_rank = 0;      // that rank
   double buffers_bytes = 0;
   double total_bytes = 0;
   double capacity_bytes = 0;
@@ -61,12 +71,13 @@ struct StepBreakdown {
   double gemm_s = 0;          // matmuls (recomputation included)
   double attention_s = 0;     // attention core (scores, softmax, weighted sum)
   double elementwise_s = 0;   // norms, activations, residuals: bandwidth-bound
+  double grad_accum_s = 0;    // adding each micro-batch's weight gradient when not fused into the GEMM
   double tp_comm_s = 0;       // all-gather / reduce-scatter on the TP group
-  double pp_comm_s = 0;       // send / recv between stages
+  double pp_comm_s = 0;       // send / recv between stages, exposed part
   double ep_comm_s = 0;       // all-to-all dispatch and combine
-  double cp_comm_s = 0;       // ring attention K/V exchange not hidden by compute
+  double cp_comm_s = 0;       // K/V all-gather not hidden by attention compute
   double dp_comm_s = 0;       // gradient reduce-scatter + parameter all-gather, exposed part
-  double bubble_s = 0;        // (p - 1) / v micro-batch times
+  double bubble_s = 0;        // (p - 1) / v micro-batch times of the slowest rank, + each hop once
   double optimizer_s = 0;     // AdamW update, bandwidth-bound
   double step_s = 0;
 };
@@ -105,6 +116,12 @@ struct Plan {
   double gpu_hours = 0;                 // over effective days
   double it_power_mw = 0;
   double facility_power_mw = 0;
+  // Facility power by where it goes: GPUs at TDP, the rest of each node
+  // (CPUs, memory, NICs, NVSwitch, fans), network and storage, and cooling
+  // and power conversion (the PUE overhead).
+  struct PowerBreakdown {
+    double gpus_mw = 0, node_rest_mw = 0, network_storage_mw = 0, cooling_mw = 0;
+  } power;
   double energy_mwh = 0;                // facility energy over effective days
   double cost_usd = 0;
   Reliability reliability;
@@ -115,7 +132,17 @@ struct Plan {
 // Fills layout->dp when 0.
 Status validate_layout(const PlanModel& model, const ClusterSpec& cluster, const RunSpec& run, Layout* layout);
 
-Result<Plan> plan_run(const PlanModel& model, const ClusterSpec& cluster, Layout layout, const RunSpec& run);
+// Parameter counts and FLOPs per token, from model/counts.h (the one
+// definition). Computing them is most of plan_run's time, so a search
+// computes them once and passes them in.
+struct ModelFacts {
+  ParameterCounts counts;
+  FlopsPerToken flops;
+};
+ModelFacts model_facts(const PlanModel& model, int64_t seq_len);
+
+Result<Plan> plan_run(const PlanModel& model, const ClusterSpec& cluster, Layout layout, const RunSpec& run,
+                      const ModelFacts* facts = nullptr);
 
 // Stable keys, documented in docs/plan.md.
 nlohmann::json plan_to_json(const Plan& plan);

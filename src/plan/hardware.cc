@@ -1,5 +1,7 @@
 #include "plan/hardware.h"
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -11,20 +13,20 @@ constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
 // Datasheet figures (docs/plan.md cites each datasheet). NVLink is per GPU
 // and per direction: half the "bidirectional" figure NVIDIA quotes.
-// max_gemm_efficiency: Maximum Achievable Matmul FLOPS measured by S. Bekman
-// (ml-engineering, "compute/accelerator"): A100 SXM 267.9 of 312, H100 SXM
-// 792.1 of 989. H200 is the H100 die: same ceiling. B200: not measured by
-// that source; 0.75 assumed (a new part reaches less of its peak).
-// attention_efficiency: FlashAttention-2 (Dao 2023) forward+backward reaches
-// about 50-70% of A100 peak; on H100 FlashAttention-2 reaches about 35% and
-// FlashAttention-3 (Shah et al. 2024) 50-75%: 0.45 is between the two.
+// gemm_efficiency (S. Bekman, ml-engineering, compute/accelerator and its
+// benchmarks page): H100/H200 sustained 698.6 of 989 (MSMF of H200, the same
+// GH100 die at the same 700 W, all 8 GPUs busy); B200 1426.4 of 2250 (MSMF,
+// all 8 busy); A100: no sustained figure published, burst MAMF 267.9 of 312.
+// Attention: FlashAttention-2 (Dao 2023) reaches 50-70% of A100 peak
+// forward+backward (0.55) and about 35% of H100's; FlashAttention-3 (Shah et
+// al. 2024) 50-75% of H100's (0.6); B200: FA3-class kernels assumed at 0.5.
 const std::vector<GpuSpec>& catalog() {
   static const std::vector<GpuSpec> gpus = {
-      {"a100-40gb", 312e12, 0, 40 * kGiB, 1.555e12, 300e9, 400, 108, 0.859, 0.55},
-      {"a100-80gb", 312e12, 0, 80 * kGiB, 2.039e12, 300e9, 400, 108, 0.859, 0.55},
-      {"h100-sxm", 989e12, 1979e12, 80 * kGiB, 3.35e12, 450e9, 700, 132, 0.801, 0.45},
-      {"h200", 989e12, 1979e12, 141e9, 4.8e12, 450e9, 700, 132, 0.801, 0.45},
-      {"b200", 2250e12, 4500e12, 180e9, 8e12, 900e9, 1000, 148, 0.75, 0.45},
+      {"a100-40gb", 312e12, 0, 40 * kGiB, 1.555e12, 300e9, 400, 108, 0.859, 0.55, 0},
+      {"a100-80gb", 312e12, 0, 80 * kGiB, 2.039e12, 300e9, 400, 108, 0.859, 0.55, 0},
+      {"h100-sxm", 989e12, 1979e12, 80 * kGiB, 3.35e12, 450e9, 700, 132, 0.706, 0.35, 0.6},
+      {"h200", 989e12, 1979e12, 141e9, 4.8e12, 450e9, 700, 132, 0.706, 0.35, 0.6},
+      {"b200", 2250e12, 4500e12, 180e9, 8e12, 900e9, 1000, 148, 0.634, 0.35, 0.5},
   };
   return gpus;
 }
@@ -76,6 +78,21 @@ Status json_error(const std::string& source, const std::string& field, const std
 
 }  // namespace
 
+double ClusterSpec::slowest_gpu_factor(int64_t gpus) const {
+  if (gpus <= 1 || gpu_speed_variation <= 0) return 1;
+  // Speeds spread normally; Sinha et al. measured the range over thousands
+  // of GPUs, about 7 standard deviations. The expected slowest of n is
+  // z(n) deviations below the median (Blom's approximation of the normal
+  // order statistic; inverse normal by Abramowitz & Stegun 26.2.23).
+  const double sigma = gpu_speed_variation / 7;
+  const double n = static_cast<double>(gpus);
+  const double q = 1 - (n - 0.375) / (n + 0.25);  // lower-tail probability
+  const double t = std::sqrt(-2 * std::log(q));
+  const double z = t - (2.515517 + 0.802853 * t + 0.010328 * t * t) /
+                           (1 + 1.432788 * t + 0.189269 * t * t + 0.001308 * t * t * t);
+  return std::max(0.5, 1 - sigma * z);
+}
+
 nlohmann::json ClusterSpec::to_json() const {
   nlohmann::json failures_json = nlohmann::json::array();
   for (const auto& f : failures)
@@ -99,6 +116,7 @@ nlohmann::json ClusterSpec::to_json() const {
           {"gpu_hour_usd", gpu_hour_usd},
           {"storage_write_gbps", storage_write_bytes_per_s * 8 / 1e9},
           {"restart_s", restart_s},
+          {"gpu_speed_variation", gpu_speed_variation},
           {"failures", failures_json}};
 }
 
@@ -182,6 +200,9 @@ Result<ClusterSpec> cluster_preset(const std::string& name) {
     c.gpus_per_node = 8;
     c.gpus_per_rack = 32;
     c.scale_out_bytes_per_s = 25e9;
+    // nccl-tests on 8 x A100 SXM over NVSwitch measure 200-208 GB/s of
+    // all-reduce bus bandwidth (NVIDIA/nccl-tests issues 149 and 178).
+    c.nvlink_efficiency = 0.7;
     c.fabric_tiers = 3;
     c.node_power_beyond_gpus_w = 6500 - 8 * 400;
     c.cooling = "air";
@@ -220,7 +241,7 @@ Result<ClusterSpec> cluster_from_json(const nlohmann::json& json, const std::str
                                  "scale_out_gbps", "scale_out_efficiency", "nvlink_efficiency", "fabric_tiers",
                                  "pod_gpus", "oversubscription", "hop_latency_us", "node_power_beyond_gpus_w",
                                  "network_storage_power_fraction", "cooling", "pue", "gpu_hour_usd",
-                                 "storage_write_gbps", "restart_s", "failures"};
+                                 "storage_write_gbps", "restart_s", "gpu_speed_variation", "failures"};
   for (const auto& [key, value] : json.items()) {
     bool known = false;
     for (const char* k : kKnown) known = known || key == k;
@@ -263,6 +284,8 @@ Result<ClusterSpec> cluster_from_json(const nlohmann::json& json, const std::str
   SC_RETURN_IF_ERROR(number("gpu_hour_usd", &c.gpu_hour_usd, 1, true));
   SC_RETURN_IF_ERROR(number("storage_write_gbps", &c.storage_write_bytes_per_s, 1e9 / 8, false));
   SC_RETURN_IF_ERROR(number("restart_s", &c.restart_s, 1, true));
+  SC_RETURN_IF_ERROR(number("gpu_speed_variation", &c.gpu_speed_variation, 1, true));
+  if (c.gpu_speed_variation >= 1) return json_error(source, "gpu_speed_variation", "must be below 1 (a fraction)");
   if (c.scale_out_efficiency > 1) return json_error(source, "scale_out_efficiency", "must be at most 1");
   if (c.nvlink_efficiency > 1) return json_error(source, "nvlink_efficiency", "must be at most 1");
   if (c.pue < 1) return json_error(source, "pue", fmt::format("must be at least 1 (got {})", c.pue));

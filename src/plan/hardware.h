@@ -23,13 +23,16 @@ struct GpuSpec {
   double nvlink_bytes_per_s = 0;     // scale-up bandwidth per GPU, one direction
   double tdp_w = 0;
   int64_t sm_count = 0;              // streaming multiprocessors: waves of GEMM tiles
-  // Largest fraction of the dense peak a large bf16 GEMM reaches in practice
-  // (Maximum Achievable Matmul FLOPS, measured independently of any training
-  // run; docs/plan.md gives the source).
-  double max_gemm_efficiency = 0;
-  // Fraction of peak a fused (flash) attention kernel reaches, forward and
-  // backward together, on this GPU generation.
-  double attention_efficiency = 0;
+  // Fraction of the dense peak the best-shaped bf16 GEMM sustains while the
+  // GPU sits at its power limit, as it does through a training run (Maximum
+  // Sustainable Matmul FLOPS with every GPU of the node busy; where no such
+  // measurement is published, the burst figure, Maximum Achievable Matmul
+  // FLOPS). Measured independently of any training run; docs/plan.md.
+  double gemm_efficiency = 0;
+  // Fraction of peak fused attention reaches, forward and backward together,
+  // with FlashAttention-2 and with FlashAttention-3 (0: not available).
+  double fa2_efficiency = 0;
+  double fa3_efficiency = 0;
 };
 
 // One cause of unexpected job interruptions, as a rate per component-hour.
@@ -62,9 +65,15 @@ struct ClusterSpec {
   double gpu_hour_usd = 2.0;
   double storage_write_bytes_per_s = 2e12;  // aggregate checkpoint write bandwidth
   double restart_s = 600;                // detect, reschedule and reload after an interruption
+  // Spread of speed between identical GPUs of a cluster ((max - min) /
+  // median, Sinha et al. 2022: 8% on average): a synchronous job runs at the
+  // pace of its slowest GPU.
+  double gpu_speed_variation = 0.08;
   std::vector<FailureCause> failures;
 
   int64_t num_nodes() const { return (num_gpus + gpus_per_node - 1) / gpus_per_node; }
+  // Speed of the slowest of `gpus` GPUs relative to the median one.
+  double slowest_gpu_factor(int64_t gpus) const;
   nlohmann::json to_json() const;
 };
 

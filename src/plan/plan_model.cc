@@ -5,14 +5,13 @@
 #include <nlohmann/json.hpp>
 
 namespace sc::plan {
-namespace {
 
 // A GPT-style model of Narayanan et al. 2021 (arXiv:2104.04473), Table 1:
 // vocabulary 51,200, sequence 2,048, learned position embeddings (2,048 x H,
 // left out: under 0.02% of the weights), tied input/output embeddings,
 // multi-head attention, GELU MLP of 4H, dropout, attention without a fused
 // kernel (2021).
-Result<PlanModel> megatron_gpt(const std::string& name, int64_t layers, int64_t hidden, int64_t heads) {
+Result<PlanModel> megatron_gpt_model(const std::string& name, int64_t layers, int64_t hidden, int64_t heads) {
   const int64_t equivalent_gated_width = static_cast<int64_t>(std::llround(8.0 * hidden / 3.0));
   nlohmann::json json = {
       {"model_type", "gpt"},
@@ -34,9 +33,12 @@ Result<PlanModel> megatron_gpt(const std::string& name, int64_t layers, int64_t 
   m.mlp_width = 4 * hidden;
   m.flash_attention = false;
   m.dropout = true;
+  m.rotary = false;
   m.default_seq_len = 2048;
   return m;
 }
+
+namespace {
 
 // Llama 3.1 405B, from meta-llama/Llama-3.1-405B config.json.
 Result<PlanModel> llama3_405b() {
@@ -63,18 +65,41 @@ Result<PlanModel> llama3_405b() {
   return m;
 }
 
+// A Grok-style MoE about 10x Grok-1 (docs/plan.md): twice the width and
+// the expert width, 80 layers, 16 experts with 2 active: ~3.1T parameters,
+// ~0.42T active per token.
+Result<PlanModel> grok_10x() {
+  SC_ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::preset("grok-1"));
+  config.model_type = "grok-10x";
+  config.hidden_size = 12288;
+  config.num_hidden_layers = 80;
+  config.num_attention_heads = 96;
+  config.num_key_value_heads = 16;
+  config.head_dim = 128;
+  config.intermediate_size = 65536;
+  config.num_experts = 16;
+  config.num_experts_per_tok = 2;
+  PlanModel m;
+  m.name = "grok-10x";
+  m.config = config;
+  m.mlp_width = config.intermediate_size;
+  m.default_seq_len = 8192;
+  return m;
+}
+
 }  // namespace
 
 std::vector<std::string> plan_model_preset_names() {
-  std::vector<std::string> names = {"gpt3-175b", "megatron-1t", "llama3-405b"};
+  std::vector<std::string> names = {"gpt3-175b", "megatron-1t", "llama3-405b", "grok-10x"};
   for (const auto& n : ModelConfig::preset_names()) names.push_back(n);
   return names;
 }
 
 Result<PlanModel> resolve_plan_model(const std::string& preset_or_path) {
-  if (preset_or_path == "gpt3-175b") return megatron_gpt("gpt3-175b", 96, 12288, 96);
-  if (preset_or_path == "megatron-1t") return megatron_gpt("megatron-1t", 128, 25600, 160);
+  if (preset_or_path == "gpt3-175b") return megatron_gpt_model("gpt3-175b", 96, 12288, 96);
+  if (preset_or_path == "megatron-1t") return megatron_gpt_model("megatron-1t", 128, 25600, 160);
   if (preset_or_path == "llama3-405b") return llama3_405b();
+  if (preset_or_path == "grok-10x") return grok_10x();
   auto config = ModelConfig::resolve(preset_or_path);
   if (!config.ok()) {
     if (config.status().code() != StatusCode::kNotFound) return config.status();

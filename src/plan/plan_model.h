@@ -27,8 +27,14 @@ struct PlanModel {
   int64_t mlp_width = 0;         // the real MLP hidden width (4H for GPT-3)
   bool flash_attention = true;   // fused attention: no s x s scores kept or moved
   bool dropout = false;          // dropout masks kept for backward (GPT-3 era)
+  bool rotary = true;            // rotary position embeddings (GPT-3: learned absolute positions)
   int64_t default_seq_len = 0;
 };
+
+// A GPT of Narayanan et al. 2021 (vocabulary 51,200, sequence 2,048, GELU
+// MLP of 4h, dropout, 2021 unfused attention) of the given shape: the models
+// of their Table 1 and Table 2.
+Result<PlanModel> megatron_gpt_model(const std::string& name, int64_t layers, int64_t hidden, int64_t heads);
 
 // "gpt3-175b", "megatron-1t", "llama3-405b", then every trainer preset, or a
 // config.json path.

@@ -31,11 +31,15 @@ SearchResult search_layouts(const PlanModel& model, const ClusterSpec& cluster, 
   SearchResult result;
   std::vector<int64_t> tps;
   for (int64_t t = 1; t <= cluster.gpus_per_node; t *= 2) tps.push_back(t);
+  // Powers of two, and 3, 5, 6, 10, 12: clusters of 24,000 or 100,000 GPUs
+  // only fill up with a factor of 3 or 5 somewhere.
   std::vector<int64_t> pps;
-  for (int64_t p = 1; p <= model.config.num_hidden_layers && p <= 128; p *= 2) pps.push_back(p);
+  for (int64_t p : {1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 32, 64, 128})
+    if (p <= model.config.num_hidden_layers) pps.push_back(p);
   std::vector<int64_t> eps = {1};
   if (model.config.is_moe())
     for (int64_t e = 2; e <= model.config.num_experts; e *= 2) eps.push_back(e);
+  const ModelFacts facts = model_facts(model, run.seq_len);
   const std::vector<Recompute> recomputes =
       space.recompute ? std::vector<Recompute>{*space.recompute}
                       : std::vector<Recompute>{Recompute::kNone, Recompute::kSelective, Recompute::kFull};
@@ -52,8 +56,9 @@ SearchResult search_layouts(const PlanModel& model, const ClusterSpec& cluster, 
                   Layout layout;
                   layout.tp = tp, layout.pp = pp, layout.vp = vp, layout.cp = cp, layout.ep = ep;
                   layout.micro_batch = mb, layout.zero = zero, layout.recompute = rc;
+                  layout.balance_pipeline = space.balance_pipeline, layout.software = space.software;
                   ++result.tried;
-                  auto plan = plan_run(model, cluster, layout, run);
+                  auto plan = plan_run(model, cluster, layout, run, &facts);
                   if (!plan.ok()) {
                     ++result.rejected[reason_of(plan.status())];
                     continue;
@@ -66,8 +71,12 @@ SearchResult search_layouts(const PlanModel& model, const ClusterSpec& cluster, 
                   }
                   result.fitting.push_back(std::move(*plan));
                 }
-  std::stable_sort(result.fitting.begin(), result.fitting.end(),
-                   [](const Plan& a, const Plan& b) { return a.step.step_s < b.step.step_s; });
+  // Ranked by wall-clock days to train, failures included: on a big cluster
+  // the layout that uses every GPU can lose more to interruptions than it
+  // gains in speed.
+  std::stable_sort(result.fitting.begin(), result.fitting.end(), [](const Plan& a, const Plan& b) {
+    return a.effective_days != b.effective_days ? a.effective_days < b.effective_days : a.step.step_s < b.step.step_s;
+  });
   return result;
 }
 

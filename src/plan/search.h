@@ -18,10 +18,12 @@ struct SearchSpace {
   int64_t tp = 0, pp = 0, vp = 0, ep = 0, cp = 0, micro_batch = 0;
   int64_t zero = -1;
   std::optional<Recompute> recompute;
+  bool balance_pipeline = false;  // kept as given
+  SoftwareStack software;         // kept as given
 };
 
 struct SearchResult {
-  std::vector<Plan> fitting;                       // fastest first
+  std::vector<Plan> fitting;                       // fewest effective days (failures included) first
   std::map<std::string, int64_t> rejected;         // reason -> layouts
   std::optional<Plan> smallest_unfit;              // least memory among those that do not fit
   int64_t tried = 0;

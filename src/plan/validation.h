@@ -1,0 +1,44 @@
+// Published training runs the planner is checked against: each with its
+// source, its layout as the paper gives it, and the figure it reports.
+// tests/plan_validation_test.cc asserts each within its tolerance and
+// `supercluster plan --validate` prints the table of docs/plan_validation.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "plan/cost_model.h"
+
+namespace sc::plan {
+
+struct PublishedRun {
+  std::string name;      // "GPT-3 175B, 1024 A100"
+  std::string source;    // "Narayanan et al. 2021 (arXiv:2104.04473) 5.1"
+  std::string model;     // a plan model preset, or "" for a Megatron GPT of the shape below
+  int64_t layers = 0, hidden = 0, heads = 0;
+  std::string cluster;   // cluster preset
+  std::string software;  // software stack preset
+  int64_t gpus = 0, tp = 1, pp = 1, vp = 1, dp = 1, seq_len = 0, batch_sequences = 0;
+  Recompute recompute = Recompute::kFull;
+  int64_t zero = 0;
+  bool balance_pipeline = false;
+  bool hardware_flops = false;  // the paper counts recomputation (Megatron 2021)
+  double published_tflops_per_gpu = 0;
+  double tolerance = 0.10;      // |error| the test accepts
+  bool named_in_issue = false;  // one of the three runs the planner was first held to
+};
+
+std::vector<PublishedRun> published_runs();
+
+struct ValidationRow {
+  PublishedRun run;
+  Plan plan;
+  double predicted_tflops_per_gpu = 0;  // in the paper's convention
+  double error = 0;                     // predicted / published - 1
+};
+
+Result<ValidationRow> validate_run(const PublishedRun& run);
+
+}  // namespace sc::plan

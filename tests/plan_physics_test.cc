@@ -1,0 +1,123 @@
+// The pieces of the planner's physics one by one: pipeline placement and
+// in-flight micro-batches, collectives across pods, the slowest-GPU factor,
+// software generations, sweep parsing and the report's escaping.
+#include <gtest/gtest.h>
+
+#include "plan/collectives.h"
+#include "plan/cost_model.h"
+#include "plan/pipeline.h"
+#include "plan/svg_chart.h"
+#include "plan/sweep.h"
+
+namespace sc::plan {
+namespace {
+
+TEST(PlanPipeline, LlamaBalanceLeavesOneLayerChunksAndLighterEnds) {
+  // 126 layers + embedding + loss = 128 slots = 16 ranks x 8 chunks of 1.
+  const PipelineShape s = pipeline_shape(126, 16, 8, /*balance=*/true);
+  EXPECT_EQ(s.first_layers, 7);
+  EXPECT_EQ(s.middle_layers, 8);
+  EXPECT_EQ(s.last_layers, 7);
+  const PipelineShape plain = pipeline_shape(96, 16, 1, false);
+  EXPECT_EQ(plain.first_layers, 6);
+  EXPECT_EQ(plain.last_layers, 6);
+}
+
+TEST(PlanPipeline, InFlightMicroBatchesFollowTheSchedule) {
+  const PipelineShape one_f_one_b = pipeline_shape(96, 16, 1, false);
+  EXPECT_EQ(in_flight_chunks(one_f_one_b, 0, 192), 16);  // first stage: p micro-batches
+  EXPECT_EQ(in_flight_chunks(one_f_one_b, 15, 192), 1);  // last stage: one
+  EXPECT_EQ(in_flight_chunks(one_f_one_b, 0, 4), 4);     // fewer micro-batches than stages
+  // Interleaved: 2(p-1) + (v-1)p + 1 chunks, i.e. p (1 + (p-1)/(pv)) stages'
+  // worth (Korthikanti et al. 2022) ...
+  const PipelineShape interleaved = pipeline_shape(128, 16, 2, false);
+  EXPECT_EQ(in_flight_chunks(interleaved, 0, 1000), 2 * 15 + 16 + 1);
+  // ... but never more than the step's m x v chunks.
+  EXPECT_EQ(in_flight_chunks(interleaved, 0, 16), 32);
+}
+
+TEST(PlanCollectives, RingsCrossOversubscribedPodsOnlyAtTheirEnds) {
+  auto cluster = cluster_preset("llama3-h100");
+  ASSERT_TRUE(cluster.ok());
+  // 128 data-parallel ranks, one per 128-GPU replica, spanning 16,384 GPUs
+  // over 1:7 oversubscribed pods: the ring leaves each pod once.
+  const Group wide = strided_group(*cluster, 128, 128);
+  const Group inside_pod = strided_group(*cluster, 16, 128);
+  const double bytes = 1e9;
+  const double per_member_wide = all_reduce_time_s(*cluster, wide, bytes);
+  const double per_member_inside = all_reduce_time_s(*cluster, inside_pod, bytes);
+  EXPECT_LT(per_member_wide, per_member_inside * 1.2);
+  // An all-to-all over the same span does pay the oversubscription.
+  EXPECT_GT(all_to_all_time_s(*cluster, wide, bytes), 3 * all_to_all_time_s(*cluster, inside_pod, bytes));
+}
+
+TEST(PlanCollectives, BusBandwidthRisesWithMessageSize) {
+  auto cluster = cluster_preset("colossus-100k");
+  ASSERT_TRUE(cluster.ok());
+  const Group node = strided_group(*cluster, 8, 1);
+  const double small = all_reduce_bus_bandwidth(*cluster, node, 64e3);
+  const double large = all_reduce_bus_bandwidth(*cluster, node, 1e9);
+  EXPECT_LT(small, large / 4);
+  EXPECT_LT(large, cluster->gpu.nvlink_bytes_per_s);  // never above the link
+}
+
+TEST(PlanCluster, TheSlowestOfMoreGpusIsSlower) {
+  auto cluster = cluster_preset("colossus-100k");
+  ASSERT_TRUE(cluster.ok());
+  EXPECT_EQ(cluster->slowest_gpu_factor(1), 1.0);
+  double previous = 1.0;
+  for (int64_t n : {8, 1024, 16384, 100000}) {
+    const double f = cluster->slowest_gpu_factor(n);
+    EXPECT_LT(f, previous) << n;
+    previous = f;
+  }
+  // Sinha et al.'s 8% spread: the slowest of 16k GPUs a few percent slow.
+  EXPECT_GT(cluster->slowest_gpu_factor(16384), 0.93);
+  EXPECT_LT(cluster->slowest_gpu_factor(16384), 0.97);
+}
+
+Plan plan_gpt3(const std::string& software) {
+  auto model = resolve_plan_model("gpt3-175b");
+  auto cluster = cluster_preset("selene-a100");
+  EXPECT_TRUE(model.ok() && cluster.ok());
+  cluster->num_gpus = 1024;
+  Layout layout;
+  layout.tp = 8, layout.pp = 16, layout.dp = 8, layout.zero = 0, layout.recompute = Recompute::kFull;
+  layout.software = *software_stack(software);
+  auto plan = plan_run(*model, *cluster, layout, RunSpec{2048, 1536 * 2048, 300e9});
+  EXPECT_TRUE(plan.ok()) << plan.status().message();
+  return *plan;
+}
+
+TEST(PlanSoftware, The2021StackRepeatsElementwiseWorkAndAddsGradientsSeparately) {
+  const Plan old_stack = plan_gpt3("megatron-2021");
+  const Plan current = plan_gpt3("current");
+  // No sequence parallelism: norms, dropout and residual adds on all 8 TP ranks.
+  EXPECT_GT(old_stack.step.elementwise_s, 3 * current.step.elementwise_s);
+  EXPECT_GT(old_stack.step.grad_accum_s, 0);
+  EXPECT_EQ(current.step.grad_accum_s, 0);
+  EXPECT_EQ(current.step.pp_comm_s, 0);  // asynchronous sends hide behind compute
+  EXPECT_GT(old_stack.step.pp_comm_s, 0);
+  // fp16 main grads (2 B) against fp32 (4 B).
+  EXPECT_NEAR(current.memory.grads_bytes / old_stack.memory.grads_bytes, 2.0, 0.01);
+}
+
+TEST(PlanSweep, SpecParsing) {
+  auto ok = parse_sweep_spec("gpus=1024,4096,16384,100000");
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(*ok, (std::vector<int64_t>{1024, 4096, 16384, 100000}));
+  EXPECT_FALSE(parse_sweep_spec("gpus=").ok());
+  EXPECT_FALSE(parse_sweep_spec("gpus=8,,16").ok());
+  EXPECT_FALSE(parse_sweep_spec("gpus=-8").ok());
+  EXPECT_FALSE(parse_sweep_spec("1024").ok());
+}
+
+TEST(PlanReport, LabelsAreEscaped) {
+  EXPECT_EQ(html_escape("a<b & \"c\">"), "a&lt;b &amp; &quot;c&quot;&gt;");
+  const std::string svg = stacked_bar_svg({{"<x>", 1, "#000"}}, "s");
+  EXPECT_EQ(svg.find("<x>"), std::string::npos);
+  EXPECT_NE(svg.find("&lt;x&gt;"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sc::plan
