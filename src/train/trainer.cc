@@ -254,10 +254,10 @@ Status Trainer::setup() {
            static_cast<double>(2 * model_->buffer_floats() * 4) / 1e6, static_cast<double>(2 * owned * 4) / 1e6,
            world() > 1 ? fmt::format(" (1/{} shard, ZeRO-1)", world()) : "",
            static_cast<double>(model_->activation_bytes()) / 1e6);
-  log_info("data: {} train tokens{}; batch {} x {} tokens x {} accum x {} ranks = {} tokens per step",
+  log_info("data: {} train tokens{}; batch {} x {} tokens x {} accum x {} rank{} = {} tokens per step",
            human_count(static_cast<double>(train_data_->total_tokens())),
            val_data_ ? fmt::format(", {} val tokens", human_count(static_cast<double>(val_data_->total_tokens()))) : "",
-           o_.batch_size, o_.seq_len, o_.grad_accum, world(), o_.global_batch * o_.seq_len);
+           o_.batch_size, o_.seq_len, o_.grad_accum, world(), world() > 1 ? "s" : "", o_.global_batch * o_.seq_len);
   log_info("{} threads; {}; MFU is against the best measured fp32 sgemm peak of this CPU, {:.0f} GFLOP/s", threads,
            blas_description(), peak_gflops_);
   if (world() > 1) {
@@ -430,7 +430,6 @@ Status Trainer::rollback(const std::string& why) {
   // rank loads that one: ranks scanning the directory themselves could see
   // it before and after rank 0's rename and load different steps.
   int64_t target = -1;
-  std::string skipped_text;
   if (root()) {
     std::vector<std::string> skipped;
     auto found = find_latest_valid_checkpoint(checkpoints_dir(), &skipped);
