@@ -165,7 +165,7 @@ class Trainer {
   std::vector<uint32_t> inputs_, targets_;
   int64_t step_ = 0;  // optimizer steps done
   double tokens_seen_ = 0;
-  double peak_gflops_ = 0;
+  double peak_gflops_ = 0;  // this rank's threads; the job's peak is world() times it
   int64_t flops_per_token_ = 0;
   std::vector<LossPoint> train_history_, val_history_;
   std::string last_checkpoint_;
@@ -258,8 +258,10 @@ Status Trainer::setup() {
            human_count(static_cast<double>(train_data_->total_tokens())),
            val_data_ ? fmt::format(", {} val tokens", human_count(static_cast<double>(val_data_->total_tokens()))) : "",
            o_.batch_size, o_.seq_len, o_.grad_accum, world(), world() > 1 ? "s" : "", o_.global_batch * o_.seq_len);
-  log_info("{} threads; {}; MFU is against the best measured fp32 sgemm peak of this CPU, {:.0f} GFLOP/s", threads,
-           blas_description(), peak_gflops_);
+  log_info("{} thread{}{}; {}; MFU is against the best measured fp32 sgemm peak of {}, {:.0f} GFLOP/s", threads,
+           threads > 1 ? "s" : "", world() > 1 ? " per rank" : "", blas_description(),
+           world() > 1 ? fmt::format("{} ranks' threads", world()) : std::string("these threads"),
+           peak_gflops_ * world());
   if (world() > 1) {
     log_info("data parallel: {} ranks ({}), {} gradient buckets of up to {:.0f} MB over {} floats, reduce-scatter "
              "overlapped with backward", world(), comm_->backend_name(), buckets, o_.bucket_mb,
@@ -453,8 +455,10 @@ Status Trainer::rollback(const std::string& why) {
   SC_RETURN_IF_ERROR(train_data_->restore(past_the_bad_batches));
   // Training time of the kept steps: the checkpoint's, plus what follows.
   elapsed_before_s_ -= run_clock_.seconds();
-  log_warn("step {}: {}; rolled back to {} (step {}) and skipping the batches since", from + 1, why,
-           checkpoint.path, target);
+  if (root()) {
+    log_warn("step {}: {}; rolled back to {} (step {}) and skipping the batches since", from + 1, why,
+             checkpoint.path, target);
+  }
   log_event({{"event", "rollback"}, {"step", from + 1}, {"to_step", target}, {"reason", why}});
   return Status();
 }
@@ -569,7 +573,8 @@ Result<TrainSummary> Trainer::run() {
     const LossGuard::Verdict verdict = guard_.check(loss, grad_norm, &why);
     if (verdict != LossGuard::Verdict::kApply) {
       if (verdict == LossGuard::Verdict::kSkip) {
-        log_warn("step {}: {}; update skipped, the step is redone with the next batch", step_ + 1, why);
+        // Every rank reached this verdict from the same numbers; one says so.
+        if (root()) log_warn("step {}: {}; update skipped, the step is redone with the next batch", step_ + 1, why);
         log_event({{"event", "skipped_step"}, {"step", step_ + 1}, {"reason", why}});
       } else {
         SC_RETURN_IF_ERROR(rollback(why));
@@ -597,7 +602,7 @@ Result<TrainSummary> Trainer::run() {
     const double now = clock.seconds();
     if (now - window_start_s >= 1.0 || step_ == first_step + 1 || step_ == last_step) {
       tokens_per_s = window_tokens / std::max(1e-9, now - window_start_s);
-      mfu = tokens_per_s * static_cast<double>(flops_per_token_) / (peak_gflops_ * 1e9);
+      mfu = tokens_per_s * static_cast<double>(flops_per_token_) / (peak_gflops_ * world() * 1e9);
       window_start_s = now;
       window_tokens = 0;
     }
@@ -673,7 +678,7 @@ Result<TrainSummary> Trainer::run() {
   summary.train_loss /= std::max<size_t>(1, tail);
   summary.val_loss = last_val;
   summary.tokens_per_s = (tokens_seen_ - first_step * tokens_per_step) / std::max(1e-9, clock.seconds());
-  summary.mfu = summary.tokens_per_s * static_cast<double>(flops_per_token_) / (peak_gflops_ * 1e9);
+  summary.mfu = summary.tokens_per_s * static_cast<double>(flops_per_token_) / (peak_gflops_ * world() * 1e9);
   summary.checkpoint = last_checkpoint_;
   summary.reporting_rank = root();
   return summary;
