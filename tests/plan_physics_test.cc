@@ -3,6 +3,7 @@
 // software generations, sweep parsing and the report's escaping.
 #include <gtest/gtest.h>
 
+#include "core/markup_escape.h"
 #include "plan/collectives.h"
 #include "plan/cost_model.h"
 #include "plan/pipeline.h"
@@ -113,7 +114,7 @@ TEST(PlanSweep, SpecParsing) {
 }
 
 TEST(PlanReport, LabelsAreEscaped) {
-  EXPECT_EQ(html_escape("a<b & \"c\">"), "a&lt;b &amp; &quot;c&quot;&gt;");
+  EXPECT_EQ(markup_escape("a<b & \"c\">"), "a&lt;b &amp; &quot;c&quot;&gt;");
   const std::string svg = stacked_bar_svg({{"<x>", 1, "#000"}}, "s");
   EXPECT_EQ(svg.find("<x>"), std::string::npos);
   EXPECT_NE(svg.find("&lt;x&gt;"), std::string::npos);

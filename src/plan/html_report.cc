@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "core/markup_escape.h"
 #include "plan/svg_chart.h"
 #include "plan/text_report.h"
 
@@ -19,8 +20,8 @@ table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;paddin
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.grid{display:flex;flex-wrap:wrap;gap:8px})";
 
 std::string card(const std::string& label, const std::string& value, bool bad = false) {
-  return fmt::format("<div class=\"card\">{}<b{}>{}</b></div>\n", html_escape(label), bad ? " class=\"bad\"" : "",
-                     html_escape(value));
+  return fmt::format("<div class=\"card\">{}<b{}>{}</b></div>\n", markup_escape(label), bad ? " class=\"bad\"" : "",
+                     markup_escape(value));
 }
 
 std::string days_text(double days) { return days < 2 ? fmt::format("{:.1f} hours", days * 24) : fmt::format("{:.1f} days", days); }
@@ -30,8 +31,8 @@ std::string summary_sentences(const Plan& p) {
   std::string s = fmt::format(
       "Training <b>{}</b> ({:.0f}B parameters, {:.0f}B active per token) on <b>{:.3g} tokens</b> with {} of the {} "
       "{} GPUs of <b>{}</b> takes about <b>{}</b> of wall-clock time ({} of pure compute at {:.0f}% MFU). ",
-      html_escape(p.model), p.total_parameters / 1e9, p.active_parameters / 1e9, p.run.train_tokens, p.num_gpus,
-      p.num_gpus + p.idle_gpus, html_escape(p.gpu), html_escape(p.cluster), days_text(p.effective_days),
+      markup_escape(p.model), p.total_parameters / 1e9, p.active_parameters / 1e9, p.run.train_tokens, p.num_gpus,
+      p.num_gpus + p.idle_gpus, markup_escape(p.gpu), markup_escape(p.cluster), days_text(p.effective_days),
       days_text(p.days), 100 * p.mfu);
   s += fmt::format(
       "The facility draws <b>{:.1f} MW</b> ({:.0f} MWh over the run). Expect about <b>{:.1f} interruptions per day</b> "
@@ -104,14 +105,14 @@ std::string sweep_table(const std::vector<SweepPoint>& sweep) {
                     "<th>days</th><th>MW</th><th>interruptions/day</th><th>goodput</th></tr>\n";
   for (const auto& pt : sweep) {
     if (!pt.best) {
-      out += fmt::format("<tr><td>{}</td><td colspan=\"8\">{}</td></tr>\n", pt.gpus, html_escape(pt.why_none));
+      out += fmt::format("<tr><td>{}</td><td colspan=\"8\">{}</td></tr>\n", pt.gpus, markup_escape(pt.why_none));
       continue;
     }
     const Plan& p = *pt.best;
     out += fmt::format(
         "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.3g}</td><td>{:.1f}%</td><td>{:.1f}</td><td>{:.1f}</td>"
         "<td>{:.1f}</td><td>{:.1f}%</td></tr>\n",
-        pt.gpus, p.num_gpus, html_escape(layout_text(p.layout)), p.tokens_per_s, 100 * p.mfu, p.effective_days,
+        pt.gpus, p.num_gpus, markup_escape(layout_text(p.layout)), p.tokens_per_s, 100 * p.mfu, p.effective_days,
         p.facility_power_mw, p.reliability.interruptions_per_day, 100 * p.reliability.goodput);
   }
   return out + "</table>\n";
@@ -133,7 +134,7 @@ std::string details_table(const Plan& p) {
                                  r.checkpoint_write_s, r.checkpoint_interval_s)},
   };
   std::string out = "<table>\n";
-  for (const auto& [k, v] : rows) out += fmt::format("<tr><td>{}</td><td>{}</td></tr>\n", html_escape(k), html_escape(v));
+  for (const auto& [k, v] : rows) out += fmt::format("<tr><td>{}</td><td>{}</td></tr>\n", markup_escape(k), markup_escape(v));
   return out + "</table>\n";
 }
 
@@ -143,7 +144,7 @@ std::string render_html_report(const Plan& p, const std::vector<SweepPoint>& swe
   std::string html = fmt::format(
       "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>supercluster plan: {} on {}</title>\n"
       "<style>{}</style></head><body>\n<h1>Training {} on {}</h1>\n",
-      html_escape(p.model), html_escape(p.cluster), kStyle, html_escape(p.model), html_escape(p.cluster));
+      markup_escape(p.model), markup_escape(p.cluster), kStyle, markup_escape(p.model), markup_escape(p.cluster));
   html += summary_sentences(p);
   html += "<div class=\"cards\">\n";
   html += card("time to train", days_text(p.effective_days));

@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "core/markup_escape.h"
+
 namespace sc::plan {
 namespace {
 
@@ -39,20 +41,6 @@ std::vector<double> nice_ticks(double top) {
 
 }  // namespace
 
-std::string html_escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
 std::string stacked_bar_svg(const std::vector<BarSegment>& segments, const std::string& unit, double reference,
                             const std::string& reference_label) {
   // Parts that are zero stay out of the legend (a dense model has no
@@ -76,7 +64,7 @@ std::string stacked_bar_svg(const std::vector<BarSegment>& segments, const std::
     if (s.value <= 0 || scale_max <= 0) continue;
     const double w = s.value / scale_max * bar_w;
     svg += fmt::format("<rect x=\"{:.1f}\" y=\"{}\" width=\"{:.1f}\" height=\"{}\" fill=\"{}\"><title>{}: {} {}</title></rect>\n",
-                       x, bar_y, w, bar_h, s.color, html_escape(s.label), short_number(s.value), html_escape(unit));
+                       x, bar_y, w, bar_h, s.color, markup_escape(s.label), short_number(s.value), markup_escape(unit));
     x += w;
   }
   svg += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#555\"/>\n", bar_x, bar_y,
@@ -86,15 +74,15 @@ std::string stacked_bar_svg(const std::vector<BarSegment>& segments, const std::
     svg += fmt::format("<line x1=\"{0:.1f}\" x2=\"{0:.1f}\" y1=\"{1}\" y2=\"{2}\" stroke=\"#c00\" stroke-width=\"3\"/>\n", rx,
                        bar_y - 6, bar_y + bar_h + 6);
     svg += fmt::format("<text x=\"{:.1f}\" y=\"{}\" fill=\"#c00\" text-anchor=\"{}\">{}</text>\n", rx, bar_y + bar_h + 20,
-                       rx > width / 2 ? "end" : "start", html_escape(reference_label));
+                       rx > width / 2 ? "end" : "start", markup_escape(reference_label));
   }
   for (size_t i = 0; i < shown.size(); ++i) {
     const auto& s = shown[i];
     const double lx = bar_x + (i % 2) * 360, ly = bar_y + bar_h + 34 + static_cast<double>(i / 2) * 22;
     const double share = total > 0 ? 100 * s.value / total : 0;
     svg += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"14\" height=\"14\" fill=\"{}\"/>\n", lx, ly - 11, s.color);
-    svg += fmt::format("<text x=\"{}\" y=\"{}\">{}: {} {} ({:.1f}%)</text>\n", lx + 20, ly, html_escape(s.label),
-                       short_number(s.value), html_escape(unit), share);
+    svg += fmt::format("<text x=\"{}\" y=\"{}\">{}: {} {} ({:.1f}%)</text>\n", lx + 20, ly, markup_escape(s.label),
+                       short_number(s.value), markup_escape(unit), share);
   }
   svg += "</svg>\n";
   return svg;
@@ -111,14 +99,14 @@ std::string line_chart_svg(const std::string& title, const std::vector<double>& 
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} {1}\" "
       "font-family=\"sans-serif\" font-size=\"11\" role=\"img\">\n"
       "<text x=\"{2}\" y=\"16\" font-size=\"13\" font-weight=\"bold\">{3}</text>\n",
-      width, height, left, html_escape(title));
+      width, height, left, markup_escape(title));
   svg += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\" stroke=\"#333\"/>\n", left, top, top + plot_h);
   svg += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{2}\" y2=\"{1}\" stroke=\"#333\"/>\n", left, top + plot_h,
                      left + plot_w);
   svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", left + plot_w / 2, height - 6,
-                     html_escape(x_label));
+                     markup_escape(x_label));
   svg += fmt::format("<text x=\"12\" y=\"{0}\" text-anchor=\"middle\" transform=\"rotate(-90 12 {0})\">{1}</text>\n",
-                     top + plot_h / 2, html_escape(y_label));
+                     top + plot_h / 2, markup_escape(y_label));
   if (pts.empty()) {
     svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">no data</text>\n</svg>\n", left + plot_w / 2,
                        top + plot_h / 2);

@@ -23,6 +23,5 @@ std::string stacked_bar_svg(const std::vector<BarSegment>& segments, const std::
 std::string line_chart_svg(const std::string& title, const std::vector<double>& x, const std::vector<double>& y,
                            const std::string& x_label, const std::string& y_label, bool log_x);
 
-std::string html_escape(const std::string& text);
 
 }  // namespace sc::plan

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/markup_escape.h"
+
 namespace sc {
 namespace {
 
@@ -19,18 +21,6 @@ double tick_step(double span, int target) {
   return magnitude * (r < 1.5 ? 1 : r < 3.5 ? 2 : r < 7.5 ? 5 : 10);
 }
 
-std::string escape_xml(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -60,7 +50,7 @@ std::string render_loss_svg(const std::vector<LossPoint>& train, const std::vect
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} {1}\" "
       "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
       "<text x=\"{2}\" y=\"24\" font-size=\"15\" font-weight=\"bold\">{3}</text>\n",
-      kWidth, kHeight, kLeft, escape_xml(title));
+      kWidth, kHeight, kLeft, markup_escape(title));
   // Grid and ticks.
   const double ystep = tick_step(y_max - y_min, 6);
   for (double y = std::ceil(y_min / ystep) * ystep; y <= y_max; y += ystep) {
