@@ -94,7 +94,8 @@ Status Model::allocate(size_t buffer_multiple) {
   // gradients final only if the layers lie in the buffer in order, after
   // everything that backward writes later (the embedding).
   layer_start_.assign(static_cast<size_t>(c.num_hidden_layers), buffer_floats_);
-  std::vector<size_t> layer_end(layer_start_.size(), 0);
+  layer_end_.assign(layer_start_.size(), 0);
+  std::vector<size_t>& layer_end = layer_end_;
   size_t outside_end = 0;  // end of the tensors before the layers (the embedding)
   for (const TensorSpec& t : layout_) {
     const size_t begin = static_cast<size_t>(t.offset), end = begin + static_cast<size_t>(t.numel());
@@ -105,6 +106,7 @@ Status Model::allocate(size_t buffer_multiple) {
       outside_end = std::max(outside_end, end);
     }
   }
+  embedding_end_ = outside_end;
   layers_in_buffer_order_ = true;
   for (size_t l = 0; l < layer_start_.size(); ++l) {
     const size_t previous_end = l == 0 ? outside_end : layer_end[l - 1];
@@ -196,7 +198,8 @@ void Model::init_weights(uint64_t seed) {
 
 void Model::zero_grads() { fill(pool_, grads_, 0.0f, buffer_floats_); }
 
-Result<CrossEntropySums> Model::forward(const uint32_t* tokens, const uint32_t* targets) {
+Result<CrossEntropySums> Model::forward(const uint32_t* tokens, const uint32_t* targets,
+                                        const ParamsNeededHook& params_needed) {
   const ModelConfig& c = config_;
   const size_t N = static_cast<size_t>(B_ * T_), H = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
   const size_t Hq = c.num_attention_heads, Hkv = c.num_key_value_heads, D = c.head_dim;
@@ -204,11 +207,16 @@ Result<CrossEntropySums> Model::forward(const uint32_t* tokens, const uint32_t* 
   const float eps = static_cast<float>(c.rms_norm_eps);
   tokens_ = tokens;
   targets_ = targets;
+  auto need = [&](size_t end) -> Status {
+    return params_needed ? params_needed(layers_in_buffer_order_ ? end : buffer_floats_) : Status();
+  };
 
+  SC_RETURN_IF_ERROR(need(embedding_end_));
   SC_RETURN_IF_ERROR(embedding_forward(pool_, acts_[0].x_in, tokens, w_.embedding, N, V, H,
                                        static_cast<float>(c.embedding_multiplier_scale)));
   size_t moe_index = 0;
   for (size_t l = 0; l < acts_.size(); ++l) {
+    SC_RETURN_IF_ERROR(need(layer_end_[l]));
     LayerActivations& a = acts_[l];
     const LayerWeights& w = w_.layers[l];
     // Attention block.
@@ -248,6 +256,7 @@ Result<CrossEntropySums> Model::forward(const uint32_t* tokens, const uint32_t* 
       matmul_forward(pool_, x_out, a.act, w.w_down, N, H, F, true);
     }
   }
+  SC_RETURN_IF_ERROR(need(buffer_floats_));
   rmsnorm_forward(pool_, final_normed_, final_rstd_, x_final_, w_.final_norm, N, H, eps);
   matmul_forward(pool_, logits_, final_normed_, w_.output, N, V, H, false);
   SC_ASSIGN_OR_RETURN(CrossEntropySums sums,

@@ -71,8 +71,15 @@ class Model {
   void zero_grads();
 
   // tokens, targets [batch·seq_len]. Keeps what backward needs. Returns the
-  // summed loss and the number of counted targets.
-  Result<CrossEntropySums> forward(const uint32_t* tokens, const uint32_t* targets);
+  // summed loss and the number of counted targets. Forward walks the
+  // parameter buffer from its start; before each layer it calls
+  // params_needed(end): params()[0, end) must be in place when it returns
+  // (the data-parallel parameter all-gather of the last update finishes
+  // bucket by bucket while the first layers already run). An error from the
+  // hook ends the forward with it.
+  using ParamsNeededHook = std::function<Status(size_t end)>;
+  Result<CrossEntropySums> forward(const uint32_t* tokens, const uint32_t* targets,
+                                   const ParamsNeededHook& params_needed = {});
   // Accumulates into grads() the gradient of dloss · (summed loss of the
   // last forward). Overwrites the logits. Backward walks the buffer from its
   // end to its start; after each layer it calls grads_final(offset): from
@@ -107,6 +114,8 @@ class Model {
   size_t num_floats_ = 0;
   size_t buffer_floats_ = 0;
   std::vector<size_t> layer_start_;  // first float of each layer's parameters
+  std::vector<size_t> layer_end_;    // one past its last
+  size_t embedding_end_ = 0;
   bool layers_in_buffer_order_ = false;
   Arena weights_arena_;
   Arena activations_;

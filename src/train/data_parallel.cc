@@ -189,19 +189,36 @@ Result<GradientSync::Exchanged> GradientSync::exchange(const std::vector<double>
   return out;
 }
 
-Status GradientSync::gather_params(CollectiveTimeout timeout) {
-  std::vector<PendingOp> ops;
-  for (size_t b = 0; b < plan_.buckets().size(); ++b) {
+Status GradientSync::start_gather_params() {
+  for (const PendingOp& op : gathers_) {
+    if (op.active()) return Status::internal("parameter gather started while the previous one is still pending");
+  }
+  gathers_.resize(plan_.buckets().size());
+  // The bucket at the start of the buffer is the last one: forward needs it first.
+  for (size_t b = plan_.buckets().size(); b-- > 0;) {
     const BufferRange range = plan_.buckets()[b];
     const BufferRange mine = plan_.shard(b, rank_);
-    SC_ASSIGN_OR_RETURN(PendingOp op, comm_->start_all_gather({params_ + mine.begin, mine.size()},
-                                                              {params_ + range.begin, range.size()}));
-    ops.push_back(std::move(op));
-  }
-  for (PendingOp& op : ops) {
-    if (op.active()) SC_RETURN_IF_ERROR(comm_->wait(op, timeout));
+    SC_ASSIGN_OR_RETURN(gathers_[b], comm_->start_all_gather({params_ + mine.begin, mine.size()},
+                                                             {params_ + range.begin, range.size()}));
   }
   return Status();
+}
+
+Status GradientSync::params_needed(size_t end, CollectiveTimeout timeout) {
+  for (size_t b = 0; b < gathers_.size(); ++b) {
+    PendingOp& op = gathers_[b];
+    if (!op.active()) continue;
+    if (plan_.buckets()[b].begin < end) {
+      SC_RETURN_IF_ERROR(comm_->wait(op, timeout));
+    } else {
+      SC_RETURN_IF_ERROR(comm_->test(op).status());
+    }
+  }
+  return Status();
+}
+
+Status GradientSync::finish_gather_params(CollectiveTimeout timeout) {
+  return params_needed(plan_.buffer_floats(), timeout);
 }
 
 }  // namespace sc

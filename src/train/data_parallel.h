@@ -4,7 +4,8 @@
 // backward pass has finished writing it (overlapping the rest of backward),
 // so rank r ends up holding the summed gradients of its shard of every
 // bucket; AdamW keeps moments for those shards only; the updated shards are
-// all-gathered back into every rank's full parameter buffer.
+// all-gathered back into every rank's full parameter buffer while the next
+// forward runs (each layer waits for the buckets it reads).
 //
 // Bit-for-bit across rank counts: the global batch is G micro-batches in a
 // fixed order (data/loader.h); rank r runs G/ranks of them; each rank sums
@@ -95,8 +96,21 @@ class GradientSync {
   };
   Result<Exchanged> exchange(const std::vector<double>& local, CollectiveTimeout timeout);
 
-  // After the optimizer updated this rank's shards: every rank gets them all.
-  Status gather_params(CollectiveTimeout timeout);
+  // After the optimizer updated this rank's shards, every rank needs them
+  // all. start_gather_params starts one all-gather per bucket, in the order
+  // the next forward needs them (from the start of the buffer);
+  // params_needed(end) (Model::ParamsNeededHook) waits for the buckets
+  // inside [0, end) and moves the others along, so the gathers overlap the
+  // next forward (Megatron's overlapped parameter gather);
+  // finish_gather_params waits for all of them (before anything else reads
+  // or writes the parameters: evaluation, a checkpoint, a rollback).
+  Status start_gather_params();
+  Status params_needed(size_t end, CollectiveTimeout timeout);
+  Status finish_gather_params(CollectiveTimeout timeout);
+  Status gather_params(CollectiveTimeout timeout) {
+    SC_RETURN_IF_ERROR(start_gather_params());
+    return finish_gather_params(timeout);
+  }
 
  private:
   GradientSync() = default;
@@ -116,6 +130,7 @@ class GradientSync {
   std::vector<float*> free_;      // spare buffers
   size_t next_bucket_ = 0;        // buckets started in this step
   std::vector<PendingOp> pending_;
+  std::vector<PendingOp> gathers_;  // by bucket; inactive once complete
   std::vector<double> chunk_sums_;
 };
 

@@ -65,6 +65,7 @@ struct StepFigures {
   enum class Writer { kBusy, kWritten, kFailed } checkpoint = Writer::kBusy;
   int64_t dropped = 0;               // MoE assignments over capacity
   std::vector<int64_t> routed;       // [layer · experts + expert]
+  double gather_wait_s = 0;          // waited in forward for the parameters (not exchanged)
 
   std::vector<double> pack() const {
     std::vector<double> out;
@@ -317,6 +318,7 @@ Status Trainer::resume_from(const CheckpointInfo& checkpoint) {
 
 Result<double> Trainer::evaluate() {
   if (!val_data_) return -1.0;
+  SC_RETURN_IF_ERROR(sync_->finish_gather_params(kCollectiveTimeout));
   val_data_->rewind();
   const uint64_t batches = std::max<uint64_t>(
       1, std::min<uint64_t>(static_cast<uint64_t>(o_.eval_batches), val_data_->total_windows() / o_.batch_size));
@@ -344,6 +346,7 @@ Result<double> Trainer::evaluate() {
 
 Result<double> Trainer::start_checkpoint() {
   const Clock stall;
+  SC_RETURN_IF_ERROR(sync_->finish_gather_params(kCollectiveTimeout));  // the parameters it stages
   SC_RETURN_IF_ERROR(flush_checkpoint());  // one checkpoint in flight at most
   heartbeat_.beat(step_, HeartbeatPhase::kCheckpoint);
   const std::string dir = checkpoint_temp_dir(checkpoints_dir(), step_);
@@ -427,6 +430,7 @@ Status Trainer::flush_checkpoint() {
 }
 
 Status Trainer::rollback(const std::string& why) {
+  SC_RETURN_IF_ERROR(sync_->finish_gather_params(kCollectiveTimeout));  // before loading over the parameters
   SC_RETURN_IF_ERROR(flush_checkpoint());
   // Rank 0 picks the checkpoint (after its own commit and pruning) and every
   // rank loads that one: ranks scanning the directory themselves could see
@@ -498,7 +502,13 @@ Result<StepFigures> Trainer::compute_gradients() {
     model_->zero_grads();
     train_data_->read_batch_at(first_window + static_cast<uint64_t>(micro * o_.batch_size), inputs_.data(),
                                targets_.data());
-    SC_ASSIGN_OR_RETURN(CrossEntropySums sums, model_->forward(inputs_.data(), targets_.data()));
+    // The parameter all-gathers of the last update finish layer by layer.
+    SC_ASSIGN_OR_RETURN(CrossEntropySums sums, model_->forward(inputs_.data(), targets_.data(), [&](size_t end) {
+      const Clock wait;
+      Status status = sync_->params_needed(end, kCollectiveTimeout);
+      mine.gather_wait_s += wait.seconds();
+      return status;
+    }));
     mine.loss.push_back(sums.loss_sum / static_cast<double>(sums.count));
     mine.aux.push_back(model_->aux_loss());
     mine.z.push_back(model_->z_loss());
@@ -592,9 +602,10 @@ Result<TrainSummary> Trainer::run() {
     ++step_;
     if (step_ > rolled_back_from_) rollbacks_in_a_row_ = 0;
     adamw_->update(model_->params(), model_->grads(), lr, step_, *pool_, clip_coefficient(grad_norm, o_.grad_clip));
-    const double gather_start_s = clock.seconds();
-    SC_RETURN_IF_ERROR(sync_->gather_params(kCollectiveTimeout));
-    comm_wait_s += clock.seconds() - gather_start_s;
+    // Finished by the next forward, layer by layer (or before anything else
+    // touches the parameters).
+    SC_RETURN_IF_ERROR(sync_->start_gather_params());
+    comm_wait_s += mine.gather_wait_s;
     heartbeat_.beat(step_, HeartbeatPhase::kTrain);
     tokens_seen_ += tokens_per_step;
     window_tokens += tokens_per_step;
@@ -666,6 +677,7 @@ Result<TrainSummary> Trainer::run() {
       break;
     }
   }
+  SC_RETURN_IF_ERROR(sync_->finish_gather_params(kCollectiveTimeout));
   SC_RETURN_IF_ERROR(flush_checkpoint());
   heartbeat_.beat(step_, HeartbeatPhase::kDone);
   progress.finish();
