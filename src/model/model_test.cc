@@ -44,7 +44,7 @@ Batch make_batch(size_t n, uint32_t vocab, uint64_t seed) {
   return b;
 }
 
-TEST(Model, BackwardReportsGradientsFinalFromTheEndOfTheBuffer) {
+TEST(Model, ForwardAndBackwardReportWhichPartsOfTheBufferTheyUse) {
   // The data-parallel reducer starts sending a bucket when backward reports
   // it final, so a region reported final must never be written again.
   ThreadPool pool(2);
@@ -74,6 +74,22 @@ TEST(Model, BackwardReportsGradientsFinalFromTheEndOfTheBuffer) {
     }
     // Zero padding stays zero.
     for (size_t i = model.num_floats(); i < model.buffer_floats(); ++i) ASSERT_EQ(model.grads()[i], 0.0f);
+
+    // Forward asks for the parameters from the start of the buffer, in
+    // growing prefixes that end with all of it; a failing wait ends it.
+    std::vector<size_t> needed;
+    auto sums = model.forward(b.tokens.data(), b.targets.data(), [&](size_t end) {
+      needed.push_back(end);
+      return Status();
+    });
+    ASSERT_TRUE(sums.ok());
+    ASSERT_EQ(needed.size(), static_cast<size_t>(config.num_hidden_layers) + 2) << "embedding, each layer, the head";
+    for (size_t i = 1; i < needed.size(); ++i) EXPECT_GT(needed[i], needed[i - 1]);
+    EXPECT_EQ(needed.back(), model.buffer_floats());
+    auto failed = model.forward(b.tokens.data(), b.targets.data(),
+                                [](size_t) { return Status::timeout("all_gather timed out"); });
+    ASSERT_FALSE(failed.ok());
+    EXPECT_NE(failed.status().message().find("all_gather timed out"), std::string::npos);
   }
 }
 
