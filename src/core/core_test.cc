@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <mutex>
+#include <set>
+
 #include <atomic>
 #include <filesystem>
 #include <numeric>
@@ -44,20 +47,24 @@ TEST(ThreadPool, CoversRangeOnceAndSplitsDeterministically) {
     ThreadPool pool(threads);
     for (size_t count : {0, 1, 2, 7, 1000}) {
       std::vector<std::atomic<int>> hits(count);
-      std::vector<size_t> owner(count, 99);
-      pool.parallel_for(count, [&](size_t begin, size_t end, size_t thread) {
-        for (size_t i = begin; i < end; ++i) {
-          hits[i]++;
-          owner[i] = thread;
-        }
-      });
+      std::mutex mutex;
+      std::set<std::pair<size_t, size_t>> parts;
+      auto record = [&](std::set<std::pair<size_t, size_t>>* into) {
+        return [&, into](size_t begin, size_t end, size_t thread) {
+          EXPECT_LT(thread, threads);
+          for (size_t i = begin; i < end; ++i) hits[i]++;
+          std::lock_guard<std::mutex> lock(mutex);
+          into->insert({begin, end});
+        };
+      };
+      pool.parallel_for(count, record(&parts));
       for (size_t i = 0; i < count; ++i) EXPECT_EQ(hits[i].load(), 1) << "threads " << threads << " i " << i;
-      // Same count and thread count: same split, every time.
-      std::vector<size_t> owner_again(count, 99);
-      pool.parallel_for(count, [&](size_t begin, size_t end, size_t thread) {
-        for (size_t i = begin; i < end; ++i) owner_again[i] = thread;
-      });
-      EXPECT_EQ(owner, owner_again);
+      EXPECT_EQ(parts.size(), std::min(count, threads)) << "one part per thread";
+      // Same count and thread count: the same parts every time (whichever
+      // thread happens to run each).
+      std::set<std::pair<size_t, size_t>> parts_again;
+      pool.parallel_for(count, record(&parts_again));
+      EXPECT_EQ(parts, parts_again);
     }
   }
 }

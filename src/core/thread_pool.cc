@@ -64,17 +64,34 @@ void ThreadPool::parallel_for(size_t count, const RangeFn& fn) {
   }
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    // A worker that picked up an earlier job (late, after it was done) lets
+    // go of it before the claims are reset for this one; it registered under
+    // this lock, so none can pick up the earlier job from here on.
+    while (in_job_.load(std::memory_order_acquire) != 0) cpu_relax();
     job_ = &fn;
     job_count_ = count;
     job_parts_ = parts;
-    parts_remaining_.store(parts - 1);
+    next_part_.store(0, std::memory_order_relaxed);
+    parts_done_.store(0, std::memory_order_relaxed);
     generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
-  size_t begin, end;
-  part_range(count, parts, 0, &begin, &end);
-  fn(begin, end, 0);
-  while (parts_remaining_.load(std::memory_order_acquire) != 0) cpu_relax();
+  // The parts go to whoever asks first: on a shared machine a worker that
+  // is not scheduled yet does not hold up the loop, the caller takes its part.
+  run_parts(&fn, count, parts, 0);
+  while (parts_done_.load(std::memory_order_acquire) != parts) cpu_relax();
+}
+
+void ThreadPool::run_parts(const RangeFn* fn, size_t count, size_t parts, size_t thread_index) {
+  // `fn` is used only for a part claimed here: a late worker may hold the
+  // pointer of a job whose caller has returned, and then claims nothing.
+  for (size_t part = next_part_.fetch_add(1, std::memory_order_acq_rel); part < parts;
+       part = next_part_.fetch_add(1, std::memory_order_acq_rel)) {
+    size_t begin, end;
+    part_range(count, parts, part, &begin, &end);
+    (*fn)(begin, end, thread_index);
+    parts_done_.fetch_add(1, std::memory_order_acq_rel);
+  }
 }
 
 void ThreadPool::worker_loop(size_t thread_index) {
@@ -94,13 +111,12 @@ void ThreadPool::worker_loop(size_t thread_index) {
       job = job_;
       count = job_count_;
       parts = job_parts_;
+      // Registered under the lock: the caller cannot reset the claims of a
+      // newer job until this worker is done with this one.
+      in_job_.fetch_add(1, std::memory_order_acq_rel);
     }
-    if (thread_index < parts) {
-      size_t begin, end;
-      part_range(count, parts, thread_index, &begin, &end);
-      (*job)(begin, end, thread_index);
-      parts_remaining_.fetch_sub(1, std::memory_order_acq_rel);
-    }
+    run_parts(job, count, parts, thread_index);
+    in_job_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
 

@@ -30,11 +30,15 @@ class ThreadPool {
 
   // Splits [0, count) into num_threads() contiguous parts (fewer if count is
   // small) and runs them in parallel; returns when all are done. The split
-  // depends only on count and num_threads(), so results are deterministic.
+  // depends only on count and num_threads(), so results are deterministic;
+  // which thread runs a part does not (a thread may run several, one after
+  // another; thread_index names the thread, for per-thread scratch).
   void parallel_for(size_t count, const RangeFn& fn);
 
  private:
   void worker_loop(size_t thread_index);
+  // Claims parts of the current job until none is left.
+  void run_parts(const RangeFn* fn, size_t count, size_t parts, size_t thread_index);
 
   std::vector<std::thread> workers_;
   std::mutex mutex_;
@@ -43,7 +47,9 @@ class ThreadPool {
   size_t job_count_ = 0;
   size_t job_parts_ = 0;
   std::atomic<uint64_t> generation_{0};
-  std::atomic<size_t> parts_remaining_{0};
+  std::atomic<size_t> next_part_{0};   // next unclaimed part of the current job
+  std::atomic<size_t> parts_done_{0};
+  std::atomic<size_t> in_job_{0};      // workers that picked up the current job
   bool stopping_ = false;
 };
 
