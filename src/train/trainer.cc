@@ -310,9 +310,13 @@ Status Trainer::resume_from(const CheckpointInfo& checkpoint) {
   if (root()) SC_RETURN_IF_ERROR(write_file_atomic(o_.out_dir + "/metrics.jsonl", kept));
   last_checkpoint_ = dir;
   heartbeat_.beat(step_, HeartbeatPhase::kSetup);
-  const int saved_world = state.value("world_size", 1);
+  // (Checkpoints written before sharding have the rank count in their cursor only.)
+  const int saved_world = state.value(
+      "world_size", state.value("data_cursor", nlohmann::json::object()).value("world_size", 1));
   log_info("resumed from {} at step {}{}", dir, step_,
-           saved_world != world() ? fmt::format(" (written on {} ranks, resharded to {})", saved_world, world()) : "");
+           saved_world != world() ? fmt::format(" (written on {} rank{}, resharded to {})", saved_world,
+                                                saved_world > 1 ? "s" : "", world())
+                                  : "");
   return Status();
 }
 
@@ -718,8 +722,10 @@ Result<TrainSummary> run_training(const TrainRequest& request) {
     TrainOptions saved;
     SC_RETURN_IF_ERROR(saved.apply_json(state["options"], checkpoint->path + "/trainer_state.json"));
     if (!state["options"].contains("global_batch")) {
-      // Written before global_batch existed: the batch it trained with.
-      saved.global_batch = saved.batch_size * saved.grad_accum * state.value("world_size", int64_t{1});
+      // Written before global_batch existed: the batch it trained with (the
+      // rank count of those checkpoints is in their data cursor).
+      const int64_t ranks = state.value("data_cursor", nlohmann::json::object()).value("world_size", int64_t{1});
+      saved.global_batch = saved.batch_size * saved.grad_accum * ranks;
       state["options"]["global_batch"] = saved.global_batch;
     }
     for (const char* key : kFixedOnResume) {
