@@ -118,5 +118,12 @@ TEST_F(LaunchCli, ACommandThatFailsAtOnceIsNotRestarted) {
   EXPECT_EQ(summary[0]["restarts"], 0);
 }
 
+TEST_F(LaunchCli, MissingRankCountIsAClearError) {
+  // Nothing before `--`: the launcher's own message, not the flag parser's.
+  auto r = testing::run_supercluster("launch -- train --out " + dir_->file("no_np"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("error: launch: -np N (the number of ranks) is required"), std::string::npos) << r.output;
+}
+
 }  // namespace
 }  // namespace sc

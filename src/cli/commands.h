@@ -6,6 +6,8 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <string>
+#include <vector>
 
 #include "core/status.h"
 
@@ -18,6 +20,9 @@ CLI::App* add_train_command(CLI::App& root, CommandRunner* runner);
 CLI::App* add_generate_command(CLI::App& root, CommandRunner* runner);
 CLI::App* add_plan_command(CLI::App& root, CommandRunner* runner);
 CLI::App* add_launch_command(CLI::App& root, CommandRunner* runner);
+// `supercluster launch ARGS`: main() hands the words after "launch" straight
+// here, since CLI11 would take a leading `--` as its own end of options.
+Status run_launch(const std::vector<std::string>& args);
 
 
 }  // namespace sc::cli

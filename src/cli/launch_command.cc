@@ -41,21 +41,23 @@ CLI::App* add_launch_command(CLI::App& root, CommandRunner* runner) {
               "  --kill-grace S    SIGTERM, then SIGKILL after S seconds (default 5)\n"
               "  --mpirun-arg ARG  passed to mpirun before the program (repeat for each word)\n"
               "See docs/fault_tolerance.md.");
-  *runner = [sub]() -> Status {
-    SC_ASSIGN_OR_RETURN(LaunchRequest request, parse_launch_args(sub->remaining()));
-    SC_ASSIGN_OR_RETURN(std::string binary, this_binary());
-    SupervisorOptions options = supervisor_options(request, mpirun_command(request, binary));
-    options.stop_requested = &g_stop_requested;
-    struct sigaction action {};
-    action.sa_handler = request_stop;
-    sigemptyset(&action.sa_mask);
-    for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &action, nullptr);
-
-    LaunchSummary summary = Supervisor(options).run();
-    std::fprintf(stderr, "%s\n", format_launch_summary(summary).c_str());
-    return summary.status;
-  };
+  *runner = [sub]() -> Status { return run_launch(sub->remaining()); };
   return sub;
+}
+
+Status run_launch(const std::vector<std::string>& args) {
+  SC_ASSIGN_OR_RETURN(LaunchRequest request, parse_launch_args(args));
+  SC_ASSIGN_OR_RETURN(std::string binary, this_binary());
+  SupervisorOptions options = supervisor_options(request, mpirun_command(request, binary));
+  options.stop_requested = &g_stop_requested;
+  struct sigaction action {};
+  action.sa_handler = request_stop;
+  sigemptyset(&action.sa_mask);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &action, nullptr);
+
+  LaunchSummary summary = Supervisor(options).run();
+  std::fprintf(stderr, "%s\n", format_launch_summary(summary).c_str());
+  return summary.status;
 }
 
 }  // namespace sc::cli

@@ -1,5 +1,6 @@
 // supercluster: one binary, one subcommand per job.
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "cli/commands.h"
@@ -25,6 +26,13 @@ int main(int argc, char** argv) {
   add(sc::cli::add_plan_command);
   add(sc::cli::add_launch_command);
 
+  // `launch` parses its own words (mpirun's -np, then `-- train ...`).
+  if (argc >= 2 && std::string(argv[1]) == "launch" &&
+      !(argc == 3 && (std::string(argv[2]) == "--help" || std::string(argv[2]) == "-h"))) {
+    const sc::Status status = sc::cli::run_launch(std::vector<std::string>(argv + 2, argv + argc));
+    if (!status.ok()) std::fprintf(stderr, "error: %s\n", status.message().c_str());
+    return status.ok() ? 0 : 1;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
