@@ -131,9 +131,9 @@ class Trainer {
   Result<StepFigures> compute_gradients();
   // Asynchronous checkpoints (docs/checkpoint_format.md): start_checkpoint
   // stages this rank's state and hands it to a background writer (returns the
-  // stall, seconds the step loop waited); the checkpoint is committed when
-  // every rank reports its files written (commit_if_written, after the
-  // step's exchange) or at flush_checkpoint (waits; every rank calls it).
+  // stall, seconds the step loop waited); commit_checkpoint_now runs once
+  // every rank has reported its files written in a step's exchange, or
+  // flush_checkpoint waits for that (a barrier; every rank calls it).
   Result<double> start_checkpoint();
   Status commit_checkpoint_now();
   Status flush_checkpoint();
@@ -264,9 +264,9 @@ Status Trainer::setup() {
            world() > 1 ? fmt::format("{} ranks' threads", world()) : std::string("these threads"),
            peak_gflops_ * world());
   if (world() > 1) {
-    log_info("data parallel: {} ranks ({}), {} gradient buckets of up to {:.0f} MB over {} floats, reduce-scatter "
-             "overlapped with backward", world(), comm_->backend_name(), buckets, o_.bucket_mb,
-             model_->buffer_floats());
+    log_info("data parallel: {} ranks ({}), {} gradient buckets of up to {:.0f} MB over {} floats; reduce-scatters "
+             "overlap backward, parameter all-gathers the next forward", world(), comm_->backend_name(), buckets,
+             o_.bucket_mb, model_->buffer_floats());
   }
   if (root()) {
     SC_RETURN_IF_ERROR(ensure_writable_directory(o_.out_dir));
