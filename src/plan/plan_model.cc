@@ -6,6 +6,18 @@
 
 namespace sc::plan {
 
+namespace {
+// A gated-MLP model with modern kernels (the PlanModel defaults), named.
+PlanModel gated_model(std::string name, ModelConfig config, int64_t seq_len) {
+  PlanModel m;
+  m.name = std::move(name);
+  m.mlp_width = config.intermediate_size;
+  m.config = std::move(config);
+  m.default_seq_len = seq_len;
+  return m;
+}
+}  // namespace
+
 // A GPT-style model of Narayanan et al. 2021 (arXiv:2104.04473), Table 1:
 // vocabulary 51,200, sequence 2,048, learned position embeddings (2,048 x H,
 // left out: under 0.02% of the weights), tied input/output embeddings,
@@ -57,12 +69,7 @@ Result<PlanModel> llama3_405b() {
       {"hidden_act", "silu"},
   };
   SC_ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::from_json(json, "preset 'llama3-405b'"));
-  PlanModel m;
-  m.name = "llama3-405b";
-  m.config = config;
-  m.mlp_width = config.intermediate_size;
-  m.default_seq_len = 8192;
-  return m;
+  return gated_model("llama3-405b", config, 8192);
 }
 
 // A Grok-style MoE about 10x Grok-1 (docs/plan.md): twice the width and
@@ -79,12 +86,7 @@ Result<PlanModel> grok_10x() {
   config.intermediate_size = 65536;
   config.num_experts = 16;
   config.num_experts_per_tok = 2;
-  PlanModel m;
-  m.name = "grok-10x";
-  m.config = config;
-  m.mlp_width = config.intermediate_size;
-  m.default_seq_len = 8192;
-  return m;
+  return gated_model("grok-10x", config, 8192);
 }
 
 }  // namespace
@@ -107,12 +109,8 @@ Result<PlanModel> resolve_plan_model(const std::string& preset_or_path) {
     for (const auto& n : plan_model_preset_names()) known += (known.empty() ? "" : ", ") + n;
     return Status::not_found("unknown model '{}' (presets: {}; or a config.json path)", preset_or_path, known);
   }
-  PlanModel m;
-  m.name = preset_or_path;
-  m.config = *config;
-  m.mlp_width = config->intermediate_size;
-  m.default_seq_len = config->max_position_embeddings > 0 ? config->max_position_embeddings : 4096;
-  return m;
+  const int64_t seq_len = config->max_position_embeddings > 0 ? config->max_position_embeddings : 4096;
+  return gated_model(preset_or_path, *config, seq_len);
 }
 
 }  // namespace sc::plan
