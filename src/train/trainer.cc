@@ -45,6 +45,12 @@ namespace {
 // derives its own grad_accum from it.)
 constexpr const char* kFixedOnResume[] = {"global_batch", "seq_len", "seed", "data_dir"};
 
+// The ranks that wrote a checkpoint's trainer_state.json. Checkpoints written
+// before sharding have the count in their data cursor only.
+int saved_world_size(const nlohmann::json& state) {
+  return state.value("world_size", state.value("data_cursor", nlohmann::json::object()).value("world_size", 1));
+}
+
 // No collective waits longer than this: a rank that died or hangs turns into
 // an error on the others instead of a job that never ends.
 constexpr CollectiveTimeout kCollectiveTimeout{std::chrono::minutes(10)};
@@ -310,9 +316,7 @@ Status Trainer::resume_from(const CheckpointInfo& checkpoint) {
   if (root()) SC_RETURN_IF_ERROR(write_file_atomic(o_.out_dir + "/metrics.jsonl", kept));
   last_checkpoint_ = dir;
   heartbeat_.beat(step_, HeartbeatPhase::kSetup);
-  // (Checkpoints written before sharding have the rank count in their cursor only.)
-  const int saved_world = state.value(
-      "world_size", state.value("data_cursor", nlohmann::json::object()).value("world_size", 1));
+  const int saved_world = saved_world_size(state);
   log_info("resumed from {} at step {}{}", dir, step_,
            saved_world != world() ? fmt::format(" (written on {} rank{}, resharded to {})", saved_world,
                                                 saved_world > 1 ? "s" : "", world())
@@ -722,10 +726,8 @@ Result<TrainSummary> run_training(const TrainRequest& request) {
     TrainOptions saved;
     SC_RETURN_IF_ERROR(saved.apply_json(state["options"], checkpoint->path + "/trainer_state.json"));
     if (!state["options"].contains("global_batch")) {
-      // Written before global_batch existed: the batch it trained with (the
-      // rank count of those checkpoints is in their data cursor).
-      const int64_t ranks = state.value("data_cursor", nlohmann::json::object()).value("world_size", int64_t{1});
-      saved.global_batch = saved.batch_size * saved.grad_accum * ranks;
+      // Written before global_batch existed: the batch it trained with.
+      saved.global_batch = saved.batch_size * saved.grad_accum * saved_world_size(state);
       state["options"]["global_batch"] = saved.global_batch;
     }
     for (const char* key : kFixedOnResume) {
