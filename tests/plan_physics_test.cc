@@ -1,6 +1,6 @@
 // The pieces of the planner's physics one by one: pipeline placement and
 // in-flight micro-batches, collectives across pods, the slowest-GPU factor,
-// software generations, sweep parsing and the report's escaping.
+// software generations, presets, sweep parsing and the report's escaping.
 #include <gtest/gtest.h>
 
 #include "core/markup_escape.h"
@@ -75,6 +75,26 @@ TEST(PlanCluster, TheSlowestOfMoreGpusIsSlower) {
   // Sinha et al.'s 8% spread: the slowest of 16k GPUs a few percent slow.
   EXPECT_GT(cluster->slowest_gpu_factor(16384), 0.93);
   EXPECT_LT(cluster->slowest_gpu_factor(16384), 0.97);
+}
+
+TEST(PlanCluster, EveryPresetResolvesUnderItsName) {
+  for (const auto& name : cluster_preset_names()) {
+    auto cluster = cluster_preset(name);
+    ASSERT_TRUE(cluster.ok()) << name;
+    EXPECT_EQ(cluster->name, name);
+    EXPECT_GT(cluster->num_gpus, 0) << name;
+  }
+}
+
+TEST(PlanModels, LlamaPresetsHaveMetasParameterCounts) {
+  // Meta's model cards: Llama 3.1 8B 8.03B, 70B 70.6B, 405B 405.9B.
+  for (const auto& [name, billions] :
+       {std::pair{"llama3-8b", 8.03}, std::pair{"llama3-70b", 70.55}, std::pair{"llama3-405b", 405.85}}) {
+    auto model = resolve_plan_model(name);
+    ASSERT_TRUE(model.ok()) << name;
+    const double params = static_cast<double>(model_facts(*model, 8192).counts.total) / 1e9;
+    EXPECT_NEAR(params, billions, 0.01 * billions) << name;
+  }
 }
 
 Plan plan_gpt3(const std::string& software) {

@@ -149,7 +149,7 @@ std::vector<FailureCause> llama3_failure_rates() {
 }
 
 std::vector<std::string> cluster_preset_names() {
-  return {"colossus-100k", "oracle-24k", "selene-a100", "llama3-h100"};
+  return {"colossus-100k", "oracle-24k", "selene-a100", "llama3-h100", "dgx-h100"};
 }
 
 Result<ClusterSpec> cluster_preset(const std::string& name) {
@@ -187,6 +187,18 @@ Result<ClusterSpec> cluster_preset(const std::string& name) {
     c.cooling = "air";
     c.pue = 1.4;
     c.storage_write_bytes_per_s = 2e12;
+    return c;
+  }
+  if (name == "dgx-h100") {
+    // NVIDIA's DGX SuperPOD H100 reference architecture, on which its
+    // published NeMo benchmarks run: DGX H100 nodes (8 SXM GPUs on NVSwitch,
+    // 10.2 kW), 8 x 400 Gb/s NDR InfiniBand per node on a rail-optimized,
+    // non-blocking 3-tier fat tree, 4 nodes per air-cooled rack.
+    ClusterSpec c = base_h100(name, 2048);
+    c.gpus_per_rack = 32;
+    c.fabric_tiers = 3;
+    c.cooling = "air";
+    c.pue = 1.4;
     return c;
   }
   if (name == "selene-a100") {

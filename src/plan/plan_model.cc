@@ -52,24 +52,26 @@ Result<PlanModel> megatron_gpt_model(const std::string& name, int64_t layers, in
 
 namespace {
 
-// Llama 3.1 405B, from meta-llama/Llama-3.1-405B config.json.
-Result<PlanModel> llama3_405b() {
+// The Llama 3.1 family, from meta-llama/Llama-3.1-{8B,70B,405B} config.json:
+// vocabulary 128,256, 8 key-value heads, untied embeddings, SwiGLU, RoPE.
+Result<PlanModel> llama3_model(const std::string& name, int64_t layers, int64_t hidden, int64_t heads,
+                               int64_t ffn) {
   nlohmann::json json = {
       {"model_type", "llama"},
       {"vocab_size", 128256},
-      {"hidden_size", 16384},
-      {"num_hidden_layers", 126},
-      {"num_attention_heads", 128},
+      {"hidden_size", hidden},
+      {"num_hidden_layers", layers},
+      {"num_attention_heads", heads},
       {"num_key_value_heads", 8},
-      {"intermediate_size", 53248},
+      {"intermediate_size", ffn},
       {"rms_norm_eps", 1e-5},
       {"rope_theta", 500000.0},
       {"max_position_embeddings", 131072},
       {"tie_word_embeddings", false},
       {"hidden_act", "silu"},
   };
-  SC_ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::from_json(json, "preset 'llama3-405b'"));
-  return gated_model("llama3-405b", config, 8192);
+  SC_ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::from_json(json, "preset '" + name + "'"));
+  return gated_model(name, config, 8192);
 }
 
 // A Grok-style MoE about 10x Grok-1 (docs/plan.md): twice the width and
@@ -92,7 +94,7 @@ Result<PlanModel> grok_10x() {
 }  // namespace
 
 std::vector<std::string> plan_model_preset_names() {
-  std::vector<std::string> names = {"gpt3-175b", "megatron-1t", "llama3-405b", "grok-10x"};
+  std::vector<std::string> names = {"gpt3-175b", "megatron-1t", "llama3-8b", "llama3-70b", "llama3-405b", "grok-10x"};
   for (const auto& n : ModelConfig::preset_names()) names.push_back(n);
   return names;
 }
@@ -100,7 +102,9 @@ std::vector<std::string> plan_model_preset_names() {
 Result<PlanModel> resolve_plan_model(const std::string& preset_or_path) {
   if (preset_or_path == "gpt3-175b") return megatron_gpt_model("gpt3-175b", 96, 12288, 96);
   if (preset_or_path == "megatron-1t") return megatron_gpt_model("megatron-1t", 128, 25600, 160);
-  if (preset_or_path == "llama3-405b") return llama3_405b();
+  if (preset_or_path == "llama3-8b") return llama3_model(preset_or_path, 32, 4096, 32, 14336);
+  if (preset_or_path == "llama3-70b") return llama3_model(preset_or_path, 80, 8192, 64, 28672);
+  if (preset_or_path == "llama3-405b") return llama3_model(preset_or_path, 126, 16384, 128, 53248);
   if (preset_or_path == "grok-10x") return grok_10x();
   auto config = ModelConfig::resolve(preset_or_path);
   if (!config.ok()) {

@@ -79,14 +79,14 @@ nlohmann::json sweep_to_json(const std::vector<SweepPoint>& points) {
 }
 
 std::string format_validation(const std::vector<ValidationRow>& rows) {
-  std::string out = fmt::format("  {:<26} {:<28} {:>9} {:>8} {:>7}  {}\n", "run", "layout", "published", "planner",
+  std::string out = fmt::format("  {:<30} {:<30} {:>9} {:>8} {:>7}  {}\n", "run", "layout", "published", "planner",
                                 "error", "source");
   for (const auto& row : rows) {
     const auto& r = row.run;
-    out += fmt::format("  {:<26} {:<28} {:>9.0f} {:>8.0f} {:>+6.1f}%  {}\n", r.name,
-                       fmt::format("TP{} PP{}{} DP{} {}", r.tp, r.pp, r.vp > 1 ? fmt::format(" v{}", r.vp) : "", r.dp,
-                                   recompute_name(r.recompute)),
-                       r.published_tflops_per_gpu, row.predicted_tflops_per_gpu, 100 * row.error, r.source);
+    out += fmt::format("  {:<30} {:<30} {:>9.0f} {:>8.0f} {:>+6.1f}%  {}\n", r.name,
+                       fmt::format("TP{} PP{}{}{} DP{} {}", r.tp, r.pp, r.vp > 1 ? fmt::format(" v{}", r.vp) : "",
+                                   r.cp > 1 ? fmt::format(" CP{}", r.cp) : "", r.dp, recompute_name(r.recompute)),
+                       row.published_tflops_per_gpu, row.predicted_tflops_per_gpu, 100 * row.error, r.source);
   }
   return out;
 }
@@ -96,9 +96,13 @@ nlohmann::json validation_to_json(const std::vector<ValidationRow>& rows) {
   for (const auto& row : rows) {
     out.push_back({{"run", row.run.name},
                    {"source", row.run.source},
-                   {"published_tflops_per_gpu", row.run.published_tflops_per_gpu},
+                   {"published_tflops_per_gpu", row.published_tflops_per_gpu},
                    {"planner_tflops_per_gpu", row.predicted_tflops_per_gpu},
                    {"convention", row.run.hardware_flops ? "hardware (recomputation counted)" : "model (MFU)"},
+                   {"published_tokens_per_s_per_gpu", row.run.published_tokens_per_s_per_gpu > 0
+                                                          ? nlohmann::json(row.run.published_tokens_per_s_per_gpu)
+                                                          : nlohmann::json(nullptr)},
+                   {"planner_tokens_per_s_per_gpu", row.plan.tokens_per_s / static_cast<double>(row.plan.num_gpus)},
                    {"error", row.error},
                    {"tolerance", row.run.tolerance},
                    {"plan", plan_to_json(row.plan)}});
