@@ -92,7 +92,12 @@ TEST(PlanValidation, InterleavingShrinksTheBubble) {
   run.vp = 2;
   auto v2 = validate_run(run);
   ASSERT_TRUE(v8.ok() && v2.ok());
-  EXPECT_NEAR(v2->plan.step.bubble_s / v8->plan.step.bubble_s, 4.0, 0.4);
+  // Fill and drain shrink 4x from v = 2 to v = 8, but the chains of
+  // transfers the first and last micro-batch cross grow from 2 x 31 to
+  // 2 x 127 hops (about 0.85 ms each here), so the whole shrinks about 3x.
+  const double ratio = v2->plan.step.bubble_s / v8->plan.step.bubble_s;
+  EXPECT_GT(ratio, 2.5);
+  EXPECT_LT(ratio, 3.6);
 }
 
 TEST(PlanValidation, The2021SoftwareIsSlowerOnTheSameHardware) {

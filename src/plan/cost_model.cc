@@ -327,8 +327,7 @@ Result<Plan> plan_run(const PlanModel& model, const ClusterSpec& cluster, Layout
   st.cp_comm_s = m * pace.cp;
   st.pp_comm_s = m * pp_per_micro_batch;
   const double micro_batch_s = pace.total() + pp_per_micro_batch;
-  // Fill and drain: (p - 1) chunk times, and each hop's transfer once.
-  st.bubble_s = layout.pp > 1 ? (pp - 1) / vp * micro_batch_s + (pp - 1) * 2 * pp_one : 0;
+  st.bubble_s = pipeline_overhead_s(layout.pp, layout.vp, micro_batches, micro_batch_s, pp_one, sw.overlap_pp);
 
   // ---- Parameters on each pipeline rank ----
   const bool tied = counts.output == 0;

@@ -28,4 +28,14 @@ double in_flight_chunks(const PipelineShape& s, int64_t rank, int64_t micro_batc
   return static_cast<double>(std::min(m * v, 2 * (p - rank - 1) + (v - 1) * p + 1));
 }
 
+double pipeline_overhead_s(int64_t pp, int64_t vp, int64_t micro_batches, double micro_batch_s, double transfer_s,
+                           bool async_transfers) {
+  if (pp <= 1) return 0;
+  const double p = static_cast<double>(pp), v = static_cast<double>(vp), m = static_cast<double>(micro_batches);
+  const double fill_drain = (p - 1) / v * micro_batch_s;
+  if (!async_transfers) return fill_drain;
+  const double hops = vp > 1 ? 2 * (p * v - 1) : 2 * (p - 1) / p * m + 2 * (p - 2);
+  return fill_drain + hops * transfer_s;
+}
+
 }  // namespace sc::plan

@@ -28,4 +28,18 @@ PipelineShape pipeline_shape(int64_t layers, int64_t pp, int64_t vp, bool balanc
 // min(m * vp, 2 (pp - rank - 1) + (vp - 1) pp + 1).
 double in_flight_chunks(const PipelineShape& shape, int64_t rank, int64_t micro_batches);
 
+// Time of one step beyond m micro-batch times in Megatron's (interleaved)
+// 1F1B order: (p - 1)/v micro-batch times of fill and drain (Narayanan et al.
+// 2021), and what transfers of `transfer_s` per hop add when they are
+// asynchronous (blocking ones are already inside `micro_batch_s`).
+// Interleaved: 2 (p v - 1) transfers. The first micro-batch's forward and
+// the last one's backward each cross all p v chunks in turn, and the order
+// leaves no slack on those two chains. Plain 1F1B (v = 1) has no spare
+// warm-up micro-batch, so each steady-state forward/backward pair also waits
+// for a round trip: 2 (p - 1)/p transfers per micro-batch plus 2 (p - 2).
+// An event simulation of the schedule gives the first exactly and the second
+// within a transfer (tests/plan_physics_test.cc).
+double pipeline_overhead_s(int64_t pp, int64_t vp, int64_t micro_batches, double micro_batch_s, double transfer_s,
+                           bool async_transfers);
+
 }  // namespace sc::plan
