@@ -62,7 +62,9 @@ double simulate_pipeline(int p, int v, int m, double forward, double backward, d
     for (int i = 0; i < total - warmup; ++i) order[r].push_back(fwd_op(warmup + i)), order[r].push_back(bwd_op(i));
     for (int i = total - warmup; i < total; ++i) order[r].push_back(bwd_op(i));
   }
-  auto key = [&](bool fwd, int chunk, int mb, int rank) { return ((fwd ? 0 : 1) * v + chunk) * (m * p) + mb * p + rank; };
+  auto key = [&](bool fwd, int chunk, int mb, int rank) {
+    return ((fwd ? 0 : 1) * v + chunk) * (m * p) + mb * p + rank;
+  };
   std::vector<double> end(static_cast<size_t>(2 * v * m * p), -1);
   std::vector<size_t> next(p, 0);
   std::vector<double> clock(p, 0);

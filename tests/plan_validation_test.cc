@@ -3,8 +3,8 @@
 // 10% for the GPT-3 and 1T runs the planner was first held to and for
 // NVIDIA's measured H100 runs of Llama 3.1, 15% for the further Megatron runs
 // (never used to set a constant), 20% for Llama 3 on Meta's stack and 30% for
-// its long-context stage, whose remaining errors the page analyses. A change that makes any of them
-// worse than its tolerance fails.
+// its long-context stage, whose remaining errors the page analyses. A change
+// that makes any of them worse than its tolerance fails.
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -222,7 +222,8 @@ CLI::App* add_plan_command(CLI::App& root, CommandRunner* runner) {
                                               "days, MW, failures, goodput");
   sub->add_option("--model", f->model, "Model preset (gpt3-175b, megatron-1t, llama3-405b, grok-1, ...) or config.json")
       ->capture_default_str();
-  sub->add_option("--cluster", f->cluster, "Cluster preset (colossus-100k, oracle-24k, selene-a100, llama3-h100, dgx-h100) or .json")
+  sub->add_option("--cluster", f->cluster,
+                  "Cluster preset (colossus-100k, oracle-24k, selene-a100, llama3-h100, dgx-h100) or .json")
       ->capture_default_str();
   sub->add_option("--gpu", f->gpu, "GPU type: a100-40gb, a100-80gb, h100-sxm, h200, b200 (default: the cluster's)");
   sub->add_option("--gpus", f->gpus, "GPUs to use (default: the cluster's)");

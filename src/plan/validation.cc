@@ -59,8 +59,8 @@ PublishedRun llama3(int64_t gpus, double tflops) {
 // tokens/s per GPU with the full layout, micro-batch 1, sequence 8,192, the
 // distributed optimizer. The recipes do not recompute whole layers; the
 // planner's selective mode is the closest.
-PublishedRun nemo_2409(const std::string& size, const std::string& model, int64_t gpus, int64_t tp, int64_t pp, int64_t vp, int64_t cp,
-                       int64_t batch, double tokens_per_s_per_gpu) {
+PublishedRun nemo_2409(const std::string& size, const std::string& model, int64_t gpus, int64_t tp, int64_t pp,
+                       int64_t vp, int64_t cp, int64_t batch, double tokens_per_s_per_gpu) {
   PublishedRun r;
   r.name = "Llama 3.1 " + size + ", " + std::to_string(gpus) + " H100";
   r.source = "NVIDIA dgxc-benchmarking, NeMo 24.09";
