@@ -33,7 +33,7 @@ TEST(PlanValidation, EveryPublishedRunWithinItsTolerance) {
     auto row = validate_run(run);
     ASSERT_TRUE(row.ok()) << run.name << ": " << row.status().message();
     EXPECT_LT(std::abs(row->error), run.tolerance)
-        << run.name << ": planner " << row->predicted_tflops_per_gpu << " vs published " << run.published_tflops_per_gpu
+        << run.name << ": planner " << row->predicted_tflops_per_gpu << " vs published " << row->published_tflops_per_gpu
         << " TFLOP/s per GPU (" << run.source << ")";
   }
 }
