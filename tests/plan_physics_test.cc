@@ -10,9 +10,11 @@
 #include "core/markup_escape.h"
 #include "plan/collectives.h"
 #include "plan/cost_model.h"
+#include "plan/kernel_model.h"
 #include "plan/pipeline.h"
 #include "plan/svg_chart.h"
 #include "plan/sweep.h"
+#include "plan/validation.h"
 
 namespace sc::plan {
 namespace {
@@ -207,6 +209,31 @@ TEST(PlanSoftware, The2021StackRepeatsElementwiseWorkAndAddsGradientsSeparately)
   EXPECT_GT(old_stack.step.pp_comm_s, 0);
   // fp16 main grads (2 B) against fp32 (4 B).
   EXPECT_NEAR(current.memory.grads_bytes / old_stack.memory.grads_bytes, 2.0, 0.01);
+}
+
+TEST(PlanSoftware, PyTorchAddsEveryMicroBatchsGradientToTheFp32OneWithAKernel) {
+  // Llama 3's PyTorch stack: each micro-batch's fresh bf16 weight gradient is
+  // read and added into the fp32 accumulator (read and written): 10 bytes
+  // per local parameter per micro-batch, at the slowest GPU's pace.
+  PublishedRun run;
+  for (const auto& r : published_runs())
+    if (r.name == "Llama 3 405B, 16384 H100") run = r;
+  ASSERT_EQ(run.software, "llama3-2024");
+  auto row = validate_run(run);
+  ASSERT_TRUE(row.ok()) << row.status().message();
+  const Plan& plan = row->plan;
+  auto gpu = gpu_by_name(plan.gpu);
+  auto cluster = cluster_preset(run.cluster);
+  ASSERT_TRUE(gpu.ok() && cluster.ok());
+  const double local_params = plan.memory.weights_bytes / 2;  // bf16 weights of the fullest (a middle) rank
+  const double expected = static_cast<double>(plan.micro_batches) * stream_time_s(*gpu, local_params * 10) /
+                          cluster->slowest_gpu_factor(run.gpus);
+  EXPECT_NEAR(plan.step.grad_accum_s / expected, 1.0, 0.01) << plan.step.grad_accum_s << " s vs " << expected;
+  // Megatron fuses the same accumulation into the wgrad GEMM (cuBLAS beta = 1).
+  run.software = "current";
+  auto fused = validate_run(run);
+  ASSERT_TRUE(fused.ok());
+  EXPECT_EQ(fused->plan.step.grad_accum_s, 0);
 }
 
 TEST(PlanSweep, SpecParsing) {

@@ -1,10 +1,11 @@
 // The planner against published training runs (docs/plan_validation.md).
 // Each run carries its source, its layout and the tolerance asserted here:
-// 10% for the GPT-3 and 1T runs the planner was first held to and for
-// NVIDIA's measured H100 runs of Llama 3.1, 15% for the further Megatron runs
-// (never used to set a constant), 20% for Llama 3 on Meta's stack and 30% for
-// its long-context stage, whose remaining errors the page analyses. A change
-// that makes any of them worse than its tolerance fails.
+// 10% for the three runs the planner was first held to (GPT-3, 1T, Llama 3
+// 405B), for Llama 3 at 8,192 GPUs and for NVIDIA's measured H100 runs of
+// Llama 3.1, 15% for the further Megatron runs (never used to set a
+// constant) and 30% for Llama 3's long-context stage, whose remaining error
+// the page analyses. A change that makes any of them worse than its
+// tolerance fails.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -41,7 +42,8 @@ TEST(PlanValidation, EveryPublishedRunWithinItsTolerance) {
 TEST(PlanValidation, TheThreeNamedRunsKeepTheirTolerances) {
   EXPECT_LE(run_named("GPT-3 175B, 1024 A100").tolerance, 0.10);
   EXPECT_LE(run_named("Megatron 1T, 3072 A100").tolerance, 0.10);
-  EXPECT_LE(run_named("Llama 3 405B, 16384 H100").tolerance, 0.20);
+  EXPECT_LE(run_named("Llama 3 405B, 16384 H100").tolerance, 0.10);
+  EXPECT_LE(run_named("Llama 3 405B, 8192 H100").tolerance, 0.10);
 }
 
 TEST(PlanValidation, PublishedLayoutsFitWhereTheRunsFit) {

@@ -135,7 +135,7 @@ Result<Plan> plan_run(const PlanModel& model, const ClusterSpec& cluster, Layout
   const SoftwareStack& sw = layout.software;
   const ModelFacts facts = given_facts ? *given_facts : model_facts(model, run.seq_len);
   const ParameterCounts& counts = facts.counts;
-  const double tp = layout.tp, pp = layout.pp, vp = layout.vp, cp = layout.cp, ep = layout.ep;
+  const double tp = layout.tp, vp = layout.vp, cp = layout.cp, ep = layout.ep;
   const double L = static_cast<double>(c.num_hidden_layers), h = static_cast<double>(c.hidden_size);
   const double hq_d = static_cast<double>(c.num_attention_heads * c.head_dim);
   const double kv_d = static_cast<double>(c.num_key_value_heads * c.head_dim);

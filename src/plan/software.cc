@@ -12,8 +12,12 @@ Result<SoftwareStack> software_stack(const std::string& name) {
     // The Llama 3 405B pre-training (Llama 3 paper, section 3.3.2): SP, FSDP
     // prefetch, asynchronous p2p, fp32 gradient accumulation, freed stage
     // tensors; trained in the first half of 2024, before FlashAttention-3
-    // (July 2024).
+    // (July 2024). A PyTorch stack (3.3.4 debugs it with PyTorch's NCCL flight
+    // recorder): its fp32 accumulation over micro-batches is a separate add of
+    // each fresh bf16 gradient (FSDP's accumulate_unsharded_grad_if_needed,
+    // autograd's AccumulateGrad); fusing it into the wgrad GEMM is Megatron's.
     s.flash_attention_version = 2;
+    s.fused_grad_accumulation = false;
     return s;
   }
   if (name == "megatron-2021") {

@@ -26,8 +26,9 @@ struct SoftwareStack {
   // section 3.3.2; Megatron-core overlap_p2p_comm). 2021: blocking.
   bool overlap_pp = true;
   // The weight-gradient GEMM accumulates into the main gradient (cuBLAS
-  // beta = 1, Megatron --gradient-accumulation-fusion). Without it every
-  // micro-batch writes a fresh gradient and a separate kernel adds it.
+  // beta = 1, Megatron --gradient-accumulation-fusion). Without it (Megatron
+  // 2021, PyTorch autograd and FSDP) every micro-batch writes a fresh
+  // gradient and a separate kernel adds it.
   bool fused_grad_accumulation = true;
   // Bytes of one accumulated gradient element: fp32 main grads (bf16 runs,
   // Llama 3) or fp16 (2021 fp16 runs).
@@ -40,7 +41,7 @@ struct SoftwareStack {
   int flash_attention_version = 3;
 };
 
-// "current" (Megatron-core / torchtitan 2025), "llama3-2024" (the Llama 3
+// "current" (Megatron-core 2025), "llama3-2024" (the Llama 3
 // 405B run, before FlashAttention-3) or "megatron-2021" (Narayanan et al.).
 Result<SoftwareStack> software_stack(const std::string& name);
 std::vector<std::string> software_stack_names();

@@ -50,7 +50,7 @@ PublishedRun llama3(int64_t gpus, double tflops) {
   r.zero = 1;
   r.balance_pipeline = true;
   r.published_tflops_per_gpu = tflops;
-  r.tolerance = 0.20;
+  r.tolerance = 0.10;
   return r;
 }
 
