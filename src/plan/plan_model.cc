@@ -74,6 +74,30 @@ Result<PlanModel> llama3_model(const std::string& name, int64_t layers, int64_t 
   return gated_model(name, config, 8192);
 }
 
+// Nemotron-4 340B (arXiv:2406.11704; nvidia/Nemotron-4-340B-Base config):
+// 96 layers, hidden 18,432, 96 query and 8 key-value heads of 192, a
+// squared-ReLU MLP of 73,728 (two matrices: written as a gated width of 2/3
+// of it, like the GPT presets), vocabulary 256,000, untied, RoPE, no dropout.
+Result<PlanModel> nemotron4_340b() {
+  nlohmann::json json = {
+      {"model_type", "nemotron"},
+      {"vocab_size", 256000},
+      {"hidden_size", 18432},
+      {"num_hidden_layers", 96},
+      {"num_attention_heads", 96},
+      {"num_key_value_heads", 8},
+      {"intermediate_size", 73728 * 2 / 3},
+      {"max_position_embeddings", 4096},
+      {"tie_word_embeddings", false},
+      {"hidden_act", "gelu_pytorch_tanh"},
+  };
+  SC_ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::from_json(json, "preset 'nemotron4-340b'"));
+  PlanModel m = gated_model("nemotron4-340b", config, 4096);
+  m.gated_mlp = false;
+  m.mlp_width = 73728;
+  return m;
+}
+
 // A Grok-style MoE about 10x Grok-1 (docs/plan.md): twice the width and
 // the expert width, 80 layers, 16 experts with 2 active: ~3.1T parameters,
 // ~0.42T active per token.
@@ -94,7 +118,7 @@ Result<PlanModel> grok_10x() {
 }  // namespace
 
 std::vector<std::string> plan_model_preset_names() {
-  std::vector<std::string> names = {"gpt3-175b", "megatron-1t", "llama3-8b", "llama3-70b", "llama3-405b", "grok-10x"};
+  std::vector<std::string> names = {"gpt3-175b", "megatron-1t", "llama3-8b", "llama3-70b", "llama3-405b", "nemotron4-340b", "grok-10x"};
   for (const auto& n : ModelConfig::preset_names()) names.push_back(n);
   return names;
 }
@@ -105,6 +129,7 @@ Result<PlanModel> resolve_plan_model(const std::string& preset_or_path) {
   if (preset_or_path == "llama3-8b") return llama3_model(preset_or_path, 32, 4096, 32, 14336);
   if (preset_or_path == "llama3-70b") return llama3_model(preset_or_path, 80, 8192, 64, 28672);
   if (preset_or_path == "llama3-405b") return llama3_model(preset_or_path, 126, 16384, 128, 53248);
+  if (preset_or_path == "nemotron4-340b") return nemotron4_340b();
   if (preset_or_path == "grok-10x") return grok_10x();
   auto config = ModelConfig::resolve(preset_or_path);
   if (!config.ok()) {
