@@ -2,9 +2,9 @@
 // Each run carries its source, its layout and the tolerance asserted here:
 // 10% for the three runs the planner was first held to (GPT-3, 1T, Llama 3
 // 405B), for Llama 3 at 8,192 GPUs and for NVIDIA's measured H100 runs of
-// Llama 3.1 and Nemotron-4, 15% for the further Megatron runs (never used to set a
-// constant) and 30% for Llama 3's long-context stage, whose remaining error
-// the page analyses. A change that makes any of them worse than its
+// Llama 3.1 and Nemotron-4, 15% for the further Megatron runs (never used to
+// set a constant) and 30% for Llama 3's long-context stage, whose remaining
+// error the page analyses. A change that makes any of them worse than its
 // tolerance fails.
 #include <gtest/gtest.h>
 

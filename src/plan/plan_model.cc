@@ -118,7 +118,8 @@ Result<PlanModel> grok_10x() {
 }  // namespace
 
 std::vector<std::string> plan_model_preset_names() {
-  std::vector<std::string> names = {"gpt3-175b", "megatron-1t", "llama3-8b", "llama3-70b", "llama3-405b", "nemotron4-340b", "grok-10x"};
+  std::vector<std::string> names = {"gpt3-175b",   "megatron-1t",    "llama3-8b", "llama3-70b",
+                                    "llama3-405b", "nemotron4-340b", "grok-10x"};
   for (const auto& n : ModelConfig::preset_names()) names.push_back(n);
   return names;
 }
