@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-scripts/build.sh
+scripts/build.sh supercluster  # only what the main job runs, not the test suite
 
 data_dir="${DATA_DIR:-data/fortunes}"
 run_dir="${RUN_DIR:-runs/grok-mini-fortunes}"

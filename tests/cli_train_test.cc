@@ -8,7 +8,8 @@
 #include "model/safetensors.h"
 #include "model/weights_io.h"
 #include "serve/generator.h"
-#include "train/checkpoint_dir.h"
+#include "run/checkpoint_store.h"
+#include "checkpoint_test_util.h"
 #include "test_util.h"
 #include "train_cli_fixture.h"
 
@@ -74,13 +75,13 @@ TEST_F(TrainCli, ResumedRunIsBitIdenticalToUninterrupted) {
   EXPECT_EQ(lines, 20);
 }
 
-TEST_F(TrainCli, ACheckpointInTheFormatBeforeShardingStillResumes) {
-  // Rewrite a checkpoint into the earlier format: one optimizer.safetensors,
-  // no global_batch or world_size, a cursor that counts per-rank windows.
-  train("legacy_straight", "--steps 16");
-  train("legacy", "--steps 16 --stop-at-step 10");
-  const std::string step10 = dir_->file("legacy/checkpoints/step_00000010");
-  const std::string old_files = dir_->file("legacy_old_files");
+TEST_F(TrainCli, ACheckpointInTheFormatBeforeShardingIsRefusedByName) {
+  // Rewrite a checkpoint into the format before sharded optimizer state:
+  // one optimizer.safetensors, no global_batch or world_size.
+  train("old_format", "--steps 16 --stop-at-step 10");
+  const std::string checkpoints = dir_->file("old_format/checkpoints");
+  const std::string step10 = checkpoints + "/step_00000010";
+  const std::string old_files = dir_->file("old_format_files");
   fs::create_directories(old_files);
   for (const char* f : {"model.safetensors", "config.json", "tokenizer.model"}) {
     fs::copy_file(step10 + "/" + f, old_files + "/" + f);
@@ -88,27 +89,33 @@ TEST_F(TrainCli, ACheckpointInTheFormatBeforeShardingStillResumes) {
   fs::copy_file(step10 + "/optimizer-00000-of-00001.safetensors", old_files + "/optimizer.safetensors");
   auto state = nlohmann::json::parse(testing::read_text(step10 + "/trainer_state.json"));
   state.erase("world_size");
-  state.erase("loss_guard");
   state["options"].erase("global_batch");
-  state["options"].erase("bucket_mb");
-  state["options"].erase("async_checkpoint");
-  state["options"].erase("spike_factor");
-  state["options"].erase("max_bad_steps");
-  state["data_cursor"]["world_size"] = 1;
   testing::write_text(old_files + "/trainer_state.json", state.dump(2));
   // Committed again under the same step, with a manifest of the old files.
-  ASSERT_TRUE(commit_checkpoint(dir_->file("legacy/checkpoints"), 10, [&](const std::string& dir) -> Status {
+  ASSERT_TRUE(testing::write_checkpoint(checkpoints, 10, [&](const std::string& dir) -> Status {
     for (const auto& entry : fs::directory_iterator(old_files)) {
       fs::copy_file(entry.path(), fs::path(dir) / entry.path().filename());
     }
     return Status();
-  }, 0).ok());
+  }).ok());
   ASSERT_TRUE(fs::exists(step10 + "/optimizer.safetensors"));
-  ASSERT_FALSE(fs::exists(step10 + "/optimizer-00000-of-00001.safetensors"));
-  auto r = testing::run_supercluster(fmt::format("train --resume --out {}", dir_->file("legacy")));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  expect_identical_tensors(dir_->file("legacy_straight/checkpoints/step_00000016/model.safetensors"),
-                           dir_->file("legacy/checkpoints/step_00000016/model.safetensors"));
+  auto r = testing::run_supercluster(fmt::format("train --resume --out {}", dir_->file("old_format")));
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("step_00000010/trainer_state.json: written by an older supercluster, before optimizer "
+                          "state was sharded"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(checkpoints + "/step_00000011"));  // nothing trained, nothing written
+
+  // A checkpoint of a newer format than this build reads is skipped by
+  // name, for the older one before it.
+  const std::string manifest_path = step10 + "/manifest.json";
+  auto manifest = nlohmann::json::parse(testing::read_text(manifest_path));
+  manifest["format_version"] = kCheckpointFormatVersion + 1;
+  testing::write_text(manifest_path, manifest.dump());
+  r = testing::run_supercluster(fmt::format("train --resume --out {} --stop-at-step 6", dir_->file("old_format")));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("step_00000010/manifest.json: checkpoint format 2 was written by a newer supercluster"),
+            std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("resumed from " + checkpoints + "/step_00000005"), std::string::npos) << r.output;
 }
 
 TEST_F(TrainCli, TimeLimitStopsWithACheckpointAndGradAccumMatchesABiggerBatch) {

@@ -1,5 +1,6 @@
 #include <fmt/format.h>
 
+#include <cstdio>
 #include <memory>
 
 #include "cli/commands.h"
@@ -65,14 +66,18 @@ CLI::App* add_train_command(CLI::App& root, CommandRunner* runner) {
   *runner = [values, resume, dry_run, options]() -> Status {
     TrainRequest request;
     request.resume = *resume;
-    request.dry_run = *dry_run;
     const nlohmann::json all = values->to_json();
     request.overrides = nlohmann::json::object();
     for (const auto& [key, option] : *options) {
       if (option->count() > 0) request.overrides[key] = all[key];
     }
+    if (*dry_run) {
+      SC_ASSIGN_OR_RETURN(const std::string report, training_dry_run(request));
+      std::fputs(report.c_str(), stdout);
+      return Status();
+    }
     SC_ASSIGN_OR_RETURN(TrainSummary summary, run_training(request));
-    if (request.dry_run || !summary.reporting_rank) return Status();
+    if (!summary.reporting_rank) return Status();
     fmt::print("trained to step {}: train loss {:.4f}{}, {:.0f} tokens/s, MFU {:.1f}%\ncheckpoint {}\n",
                summary.last_step, summary.train_loss,
                summary.val_loss >= 0 ? fmt::format(", val loss {:.4f}", summary.val_loss) : "", summary.tokens_per_s,

@@ -7,9 +7,10 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "core/wall_clock.h"
 #include "launch/failure_cause.h"
-#include "launch/heartbeat.h"
 #include "launch/job_process.h"
+#include "run/heartbeat.h"
 
 namespace sc {
 namespace {
@@ -170,10 +171,6 @@ const char* attempt_end_name(AttemptEnd end) {
     case AttemptEnd::kInterrupted: return "interrupted";
   }
   return "unknown";
-}
-
-double unix_seconds_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 Result<AttemptResult> run_attempt(const AttemptSpec& o) {

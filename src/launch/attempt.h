@@ -50,7 +50,4 @@ struct AttemptResult {
 // An error only when the job could not be started at all.
 Result<AttemptResult> run_attempt(const AttemptSpec& spec);
 
-// Unix time in seconds, as heartbeats and events.jsonl record it.
-double unix_seconds_now();
-
 }  // namespace sc

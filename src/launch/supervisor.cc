@@ -1,26 +1,25 @@
 #include "launch/supervisor.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "core/file_util.h"
 #include "core/log.h"
+#include "core/wall_clock.h"
 #include "launch/attempt.h"
-#include "launch/heartbeat.h"
 #include "launch/restart_policy.h"
-#include "train/checkpoint_dir.h"
+#include "run/checkpoint_store.h"
+#include "run/event_log.h"
+#include "run/heartbeat.h"
+#include "run/metrics_log.h"
+#include "run/run_paths.h"
 
 namespace sc {
 namespace fs = std::filesystem;
@@ -34,9 +33,9 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
 }
 
 // The step of the newest valid checkpoint in RUN/checkpoints; 0 when none.
-int64_t newest_checkpoint_step(const std::string& run_dir) {
+int64_t newest_checkpoint_step(const RunPaths& run) {
   std::vector<std::string> skipped;
-  auto found = find_latest_valid_checkpoint(run_dir + "/checkpoints", &skipped);
+  auto found = find_latest_valid_checkpoint(run.checkpoints(), &skipped);
   for (const std::string& why : skipped) log_debug("launch: checkpoint skipped: {}", why);
   return found.ok() ? found->step : 0;
 }
@@ -48,47 +47,17 @@ double modified_unix(const std::string& path) {
   return static_cast<double>(st.st_mtim.tv_sec) + 1e-9 * static_cast<double>(st.st_mtim.tv_nsec);
 }
 
-struct MetricsPoint {
-  int64_t step = 0;
-  double elapsed_s = 0;
-};
-
-// metrics.jsonl's line for `step` (the last one that has it), or its last
-// line when `step` is empty. The trainer's elapsed_s counts only training
-// time kept in the run: a resumed run continues from the checkpoint's.
-std::optional<MetricsPoint> read_metrics_point(const std::string& run_dir, std::optional<int64_t> step) {
-  std::ifstream in(run_dir + "/metrics.jsonl");
-  std::string line;
-  std::optional<MetricsPoint> found;
-  while (std::getline(in, line)) {
-    const json j = json::parse(line, nullptr, false);
-    if (!j.is_object() || !j.contains("step") || !j.contains("elapsed_s")) continue;
-    if (!j["step"].is_number() || !j["elapsed_s"].is_number()) continue;
-    const MetricsPoint point{j["step"].get<int64_t>(), j["elapsed_s"].get<double>()};
-    if (!step || point.step == *step) found = point;
+// metrics.jsonl's record for `step` (the last one that has it), or its last
+// record when `step` is empty; only records with elapsed_s. The trainer's
+// elapsed_s counts only training time kept in the run: a resumed run
+// continues from the checkpoint's.
+std::optional<MetricsRecord> metrics_at(const RunPaths& run, std::optional<int64_t> step) {
+  std::optional<MetricsRecord> found;
+  for (MetricsRecord& record : read_metrics(run.metrics())) {
+    if (record.elapsed_s && (!step || record.step == *step)) found = std::move(record);
   }
   return found;
 }
-
-class EventLog {
- public:
-  explicit EventLog(std::string path) : path_(std::move(path)) {}
-  // One JSON object per line, appended and fsynced: the record of a run's
-  // failures must survive the launcher's own crash.
-  void append(json event) {
-    event["source"] = "launch";  // the trainer appends its own events to the same file
-    event["time"] = unix_seconds_now();
-    const std::string line = event.dump() + "\n";
-    const int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    bool ok = fd >= 0 && ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
-    if (fd >= 0) ok = (::fsync(fd) == 0) && ok;
-    if (fd >= 0) ::close(fd);
-    if (!ok) log_warn("launch: cannot append to {}: {}", path_, std::strerror(errno));
-  }
-
- private:
-  std::string path_;
-};
 
 bool has_arg(const std::vector<std::string>& argv, const std::string& arg) {
   return std::find(argv.begin(), argv.end(), arg) != argv.end();
@@ -111,6 +80,12 @@ std::string failure_signature(const AttemptResult& r) {
 
 json optional_json(const std::optional<int>& value) { return value ? json(*value) : json(nullptr); }
 
+LaunchSummary failed_summary() {
+  LaunchSummary summary;
+  summary.outcome = "failed";  // until the job succeeds or is interrupted
+  return summary;
+}
+
 Status interrupted_status(int64_t checkpoint_step) {
   return Status::internal("launch: interrupted; the same command continues the run from step {}", checkpoint_step);
 }
@@ -124,6 +99,74 @@ bool sleep_unless_stopped(double seconds, const std::atomic<bool>* stop_requeste
   }
   return !(stop_requested && stop_requested->load());
 }
+
+// Work lost to a failure: from when the run first reached the step the next
+// attempt resumes from (or from the attempt's start, if it saved nothing
+// new) to the failure. The step is "reached" when a heartbeat first showed
+// it, or else when its checkpoint directory was committed.
+double work_lost_s(const AttemptResult& last, int64_t start_step, int64_t restart_from, const RunPaths& run) {
+  double lost = seconds_between(last.started, last.failed);
+  if (restart_from > start_step) {
+    const auto seen = std::find_if(last.progress.begin(), last.progress.end(),
+                                   [&](const auto& p) { return p.first >= restart_from; });
+    const double committed_unix = modified_unix(run.checkpoints() + "/" + checkpoint_dir_name(restart_from));
+    if (seen != last.progress.end()) {
+      lost = seconds_between(seen->second, last.failed);
+    } else if (committed_unix >= last.started_unix) {
+      lost = last.failed_unix - committed_unix;
+    }
+  }
+  return std::max(0.0, lost);
+}
+
+// Heartbeats say how far an attempt got; for a job that does not beat, the
+// checkpoint and metrics.jsonl it wrote still tell.
+int64_t step_reached(const AttemptResult& last, int64_t restart_from, const RunPaths& run) {
+  int64_t reached = std::max(last.step_reached, restart_from);
+  if (modified_unix(run.metrics()) >= last.started_unix) {
+    if (auto record = metrics_at(run, std::nullopt)) reached = std::max(reached, record->step);
+  }
+  return reached;
+}
+
+// A failed attempt: where the next one would start and what the failure cost.
+struct FailureCost {
+  int64_t restart_from = 0;
+  int64_t steps_lost = 0;
+  double work_lost_s = 0, teardown_s = 0, backoff_s = 0;
+  double time_lost_s() const { return work_lost_s + teardown_s + backoff_s; }
+};
+
+json failure_event(int attempt, const AttemptResult& last, int64_t start_step, const FailureCost& cost,
+                   const RestartDecision& decision, double hang_timeout_s) {
+  json event = {{"event", "failure"},
+                {"attempt", attempt},
+                {"reason", attempt_end_name(last.end)},
+                {"rank", optional_json(last.rank)},
+                {"step_reached", last.step_reached},
+                {"resumed_from", start_step},
+                {"restart_from", cost.restart_from},
+                {"steps_lost", cost.steps_lost},
+                {"work_lost_s", cost.work_lost_s},
+                {"teardown_s", cost.teardown_s},
+                {"backoff_s", cost.backoff_s},
+                {"time_lost_s", cost.time_lost_s()},
+                {"message", last.message},
+                {"action", decision.restart ? "restart" : "give_up"}};
+  if (last.exit_code) event["exit_code"] = *last.exit_code;
+  if (last.signal) event["signal"] = *last.signal;
+  if (last.end == AttemptEnd::kHang) event["hang_timeout_s"] = hang_timeout_s;
+  return event;
+}
+
+json summary_event(const LaunchSummary& s, bool success) {
+  return {{"event", "summary"},         {"outcome", s.outcome},
+          {"attempts", s.attempts},     {"restarts", s.restarts},
+          {"steps_redone", s.steps_redone}, {"final_step", s.final_step},
+          {"wall_s", s.wall_s},         {"useful_s", s.useful_s},
+          {"time_lost_s", s.time_lost_s}, {"goodput", s.goodput},
+          {"exit_code", success ? 0 : 1}, {"message", s.status.message()}};
+}
 }  // namespace
 
 std::string format_launch_summary(const LaunchSummary& s) {
@@ -134,14 +177,147 @@ std::string format_launch_summary(const LaunchSummary& s) {
       s.steps_redone, s.steps_redone == 1 ? "" : "s", s.wall_s, s.useful_s, s.time_lost_s, 100 * s.goodput);
 }
 
+// One launch: the run it watches, its event log, its restart rules, and what
+// it has found so far.
+class Supervisor::Launch {
+ public:
+  Launch(const SupervisorOptions& o, const std::string& run_dir)
+      : o_(o),
+        run_(fs::absolute(run_dir).lexically_normal().string()),
+        events_(run_.events(), "launch"),
+        policy_(o.max_restarts, o.backoff_s, o.backoff_max_s) {}
+
+  LaunchSummary run() {
+    const auto launch_start = Clock::now();
+    const int64_t initial_step = newest_checkpoint_step(run_);
+    const double initial_elapsed_s =
+        initial_step > 0 ? metrics_at(run_, initial_step).value_or(MetricsRecord{}).elapsed_s.value_or(0.0) : 0.0;
+    bool success = false;
+    for (int attempt = 1;; ++attempt) {
+      summary_.attempts = attempt;
+      const Next next = run_attempt_number(attempt);
+      if (next == Next::kRetry) continue;
+      success = next == Next::kSucceeded;
+      break;
+    }
+    finish(success, launch_start, initial_elapsed_s);
+    return summary_;
+  }
+
+ private:
+  enum class Next { kRetry, kSucceeded, kStop };
+
+  // Starts attempt `attempt` (resuming from the newest valid checkpoint) and
+  // handles its end.
+  Next run_attempt_number(int attempt) {
+    const int64_t start_step = newest_checkpoint_step(run_);
+    std::vector<std::string> argv = o_.command;
+    if (start_step > 0 && !o_.resume_flag.empty() && !has_arg(argv, o_.resume_flag)) argv.push_back(o_.resume_flag);
+    if (Status s = clear_heartbeats(run_.heartbeats()); !s.ok()) {
+      summary_.status = s.with_context("launch");
+      return Next::kStop;
+    }
+    log_info("launch: attempt {}{}: {}", attempt,
+             start_step > 0 ? fmt::format(" (resuming from step {})", start_step) : "", join_command(argv));
+    events_.append({{"event", "attempt"}, {"attempt", attempt}, {"resumed_from", start_step}, {"command", argv}});
+    static const std::string launcher_id =
+        fmt::format("{}-{}", ::getpid(), static_cast<int64_t>(unix_seconds_now() * 1000));
+    auto result = run_attempt({.argv = argv,
+                               .heartbeat_dir = run_.heartbeats(),
+                               .marker = fmt::format("SUPERCLUSTER_LAUNCH_ID={}-{}", launcher_id, attempt),
+                               .ranks = o_.ranks,
+                               .start_step = start_step,
+                               .hang_timeout_s = o_.hang_timeout_s,
+                               .kill_grace_s = o_.kill_grace_s,
+                               .stop_requested = o_.stop_requested,
+                               .output = o_.output});
+    if (!result.ok()) {  // nothing ran: a missing mpirun will not appear on retry
+      summary_.status = result.status().with_context("launch");
+      events_.append({{"event", "failure"}, {"attempt", attempt}, {"reason", "start"},
+                      {"message", result.status().message()}, {"action", "give_up"}});
+      return Next::kStop;
+    }
+    last_ = std::move(result).value();
+    if (last_.end == AttemptEnd::kSuccess) return Next::kSucceeded;
+    if (last_.end == AttemptEnd::kInterrupted) {
+      summary_.outcome = "interrupted";
+      summary_.status = interrupted_status(newest_checkpoint_step(run_));
+      events_.append({{"event", "interrupted"}, {"attempt", attempt}, {"during", "attempt"},
+                      {"step_reached", last_.step_reached}});
+      return Next::kStop;
+    }
+    return after_failure(attempt, start_step);
+  }
+
+  // A failure: logs what it cost, and restarts after the backoff when the
+  // rules allow it.
+  Next after_failure(int attempt, int64_t start_step) {
+    FailureCost cost;
+    cost.restart_from = newest_checkpoint_step(run_);
+    const bool progressed = last_.step_reached > start_step || cost.restart_from > start_step;
+    last_.step_reached = step_reached(last_, cost.restart_from, run_);
+    const RestartDecision decision = policy_.on_failure({.attempt = attempt,
+                                                         .progressed = progressed,
+                                                         .exit_failure = last_.end == AttemptEnd::kExit,
+                                                         .exit_code = last_.exit_code.value_or(-1),
+                                                         .signature = failure_signature(last_)});
+    cost.work_lost_s = work_lost_s(last_, start_step, cost.restart_from, run_);
+    cost.teardown_s = seconds_between(last_.failed, last_.stopped);
+    cost.backoff_s = decision.backoff_s;
+    cost.steps_lost = std::max<int64_t>(0, last_.step_reached - cost.restart_from);
+    summary_.time_lost_s += cost.time_lost_s();
+    events_.append(failure_event(attempt, last_, start_step, cost, decision, o_.hang_timeout_s));
+    log_warn("launch: attempt {} failed ({}{}) at step {}: {}", attempt, attempt_end_name(last_.end),
+             last_.rank ? fmt::format(", rank {}", *last_.rank) : "", last_.step_reached, last_.message);
+    if (!decision.restart) {
+      summary_.status = Status::internal("launch: {}: {}", decision.why_not, last_.message);
+      return Next::kStop;
+    }
+    summary_.steps_redone += cost.steps_lost;
+    summary_.restarts = policy_.restarts();
+    log_warn("launch: restart {} of {} from step {} in {:.1f} s", summary_.restarts, o_.max_restarts,
+             cost.restart_from, cost.backoff_s);
+    if (!sleep_unless_stopped(cost.backoff_s, o_.stop_requested)) {
+      summary_.outcome = "interrupted";
+      summary_.status = interrupted_status(cost.restart_from);
+      events_.append({{"event", "interrupted"}, {"attempt", attempt}, {"during", "backoff"}});
+      return Next::kStop;
+    }
+    return Next::kRetry;
+  }
+
+  // Useful time is the training time the run kept (metrics.jsonl's
+  // elapsed_s at the last step kept) minus what it had before this launch.
+  void finish(bool success, Clock::time_point launch_start, double initial_elapsed_s) {
+    std::optional<MetricsRecord> end_point;
+    if (success) {
+      summary_.outcome = "success";
+      end_point = metrics_at(run_, std::nullopt);
+      summary_.final_step = std::max(last_.step_reached, end_point ? end_point->step : 0);
+    } else {
+      summary_.final_step = newest_checkpoint_step(run_);
+      end_point = metrics_at(run_, summary_.final_step);
+    }
+    summary_.wall_s = seconds_between(launch_start, Clock::now());
+    summary_.useful_s = end_point ? std::max(0.0, *end_point->elapsed_s - initial_elapsed_s) : 0.0;
+    summary_.goodput = summary_.wall_s > 0 ? std::min(1.0, summary_.useful_s / summary_.wall_s) : 0.0;
+    events_.append(summary_event(summary_, success));
+  }
+
+  const SupervisorOptions& o_;
+  RunPaths run_;
+  EventLog events_;
+  RestartPolicy policy_;
+  LaunchSummary summary_ = failed_summary();
+  AttemptResult last_;
+};
+
 Supervisor::Supervisor(SupervisorOptions options) : o_(std::move(options)) {
   if (!o_.output) o_.output = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
 }
 
 LaunchSummary Supervisor::run() {
-  const auto launch_start = Clock::now();
-  LaunchSummary summary;
-  summary.outcome = "failed";
+  LaunchSummary summary = failed_summary();
   if (o_.command.empty()) {
     summary.status = Status::invalid("launch: no command to run");
     return summary;
@@ -150,167 +326,7 @@ LaunchSummary Supervisor::run() {
     summary.status = s.with_context("launch: run directory");
     return summary;
   }
-  const std::string run_dir = fs::absolute(o_.run_dir).lexically_normal().string();
-  const std::string heartbeat_dir = run_dir + "/heartbeat";
-  EventLog events(run_dir + "/events.jsonl");
-
-  const int64_t initial_step = newest_checkpoint_step(run_dir);
-  const double initial_elapsed_s =
-      initial_step > 0 ? read_metrics_point(run_dir, initial_step).value_or(MetricsPoint{}).elapsed_s : 0.0;
-  RestartPolicy policy(o_.max_restarts, o_.backoff_s, o_.backoff_max_s);
-  bool success = false;
-  AttemptResult last;
-
-  for (int attempt = 1;; ++attempt) {
-    summary.attempts = attempt;
-    const int64_t start_step = newest_checkpoint_step(run_dir);
-    std::vector<std::string> argv = o_.command;
-    if (start_step > 0 && !o_.resume_flag.empty() && !has_arg(argv, o_.resume_flag)) argv.push_back(o_.resume_flag);
-    if (Status s = clear_heartbeats(heartbeat_dir); !s.ok()) {
-      summary.status = s.with_context("launch");
-      break;
-    }
-    log_info("launch: attempt {}{}: {}", attempt,
-             start_step > 0 ? fmt::format(" (resuming from step {})", start_step) : "", join_command(argv));
-    events.append({{"event", "attempt"}, {"attempt", attempt}, {"resumed_from", start_step}, {"command", argv}});
-
-    static const std::string launcher_id =
-        fmt::format("{}-{}", ::getpid(), static_cast<int64_t>(unix_seconds_now() * 1000));
-    const AttemptSpec spec{.argv = argv,
-                           .heartbeat_dir = heartbeat_dir,
-                           .marker = fmt::format("SUPERCLUSTER_LAUNCH_ID={}-{}", launcher_id, attempt),
-                           .ranks = o_.ranks,
-                           .start_step = start_step,
-                           .hang_timeout_s = o_.hang_timeout_s,
-                           .kill_grace_s = o_.kill_grace_s,
-                           .stop_requested = o_.stop_requested,
-                           .output = o_.output};
-    auto result = run_attempt(spec);
-    if (!result.ok()) {  // nothing ran: a missing mpirun will not appear on retry
-      summary.status = result.status().with_context("launch");
-      events.append({{"event", "failure"},
-                     {"attempt", attempt},
-                     {"reason", "start"},
-                     {"message", result.status().message()},
-                     {"action", "give_up"}});
-      break;
-    }
-    last = std::move(result).value();
-    if (last.end == AttemptEnd::kSuccess) {
-      success = true;
-      break;
-    }
-    if (last.end == AttemptEnd::kInterrupted) {
-      summary.outcome = "interrupted";
-      summary.status = interrupted_status(newest_checkpoint_step(run_dir));
-      events.append(
-          {{"event", "interrupted"}, {"attempt", attempt}, {"during", "attempt"}, {"step_reached", last.step_reached}});
-      break;
-    }
-
-    // A failure: where the next attempt would start, what it cost, and
-    // whether restarting can help.
-    const int64_t restart_from = newest_checkpoint_step(run_dir);
-    const bool progressed = last.step_reached > start_step || restart_from > start_step;
-    // Heartbeats say how far the attempt got; for a job that does not beat,
-    // the checkpoint and metrics.jsonl it wrote still tell.
-    last.step_reached = std::max(last.step_reached, restart_from);
-    if (modified_unix(run_dir + "/metrics.jsonl") >= last.started_unix) {
-      if (auto point = read_metrics_point(run_dir, std::nullopt))
-        last.step_reached = std::max(last.step_reached, point->step);
-    }
-    const RestartDecision decision = policy.on_failure({.attempt = attempt,
-                                                        .progressed = progressed,
-                                                        .exit_failure = last.end == AttemptEnd::kExit,
-                                                        .exit_code = last.exit_code.value_or(-1),
-                                                        .signature = failure_signature(last)});
-
-    // Work lost: from when the run first reached the step the next attempt
-    // resumes from (or from this attempt's start, if it saved nothing new)
-    // to the failure; plus stopping the job and the backoff.
-    // The step is "reached" when a heartbeat first showed it, or else when
-    // its checkpoint directory was committed.
-    double work_lost_s = seconds_between(last.started, last.failed);
-    if (restart_from > start_step) {
-      const auto seen = std::find_if(last.progress.begin(), last.progress.end(),
-                                     [&](const auto& p) { return p.first >= restart_from; });
-      const double committed_unix = modified_unix(run_dir + "/checkpoints/" + checkpoint_dir_name(restart_from));
-      if (seen != last.progress.end()) {
-        work_lost_s = seconds_between(seen->second, last.failed);
-      } else if (committed_unix >= last.started_unix) {
-        work_lost_s = last.failed_unix - committed_unix;
-      }
-    }
-    work_lost_s = std::max(0.0, work_lost_s);
-    const double backoff_s = decision.backoff_s;
-    const double teardown_s = seconds_between(last.failed, last.stopped);
-    const double time_lost_s = work_lost_s + teardown_s + backoff_s;
-    const int64_t steps_lost = std::max<int64_t>(0, last.step_reached - restart_from);
-    summary.time_lost_s += time_lost_s;
-
-    json event = {{"event", "failure"},
-                  {"attempt", attempt},
-                  {"reason", attempt_end_name(last.end)},
-                  {"rank", optional_json(last.rank)},
-                  {"step_reached", last.step_reached},
-                  {"resumed_from", start_step},
-                  {"restart_from", restart_from},
-                  {"steps_lost", steps_lost},
-                  {"work_lost_s", work_lost_s},
-                  {"teardown_s", teardown_s},
-                  {"backoff_s", backoff_s},
-                  {"time_lost_s", time_lost_s},
-                  {"message", last.message},
-                  {"action", decision.restart ? "restart" : "give_up"}};
-    if (last.exit_code) event["exit_code"] = *last.exit_code;
-    if (last.signal) event["signal"] = *last.signal;
-    if (last.end == AttemptEnd::kHang) event["hang_timeout_s"] = o_.hang_timeout_s;
-    events.append(event);
-    log_warn("launch: attempt {} failed ({}{}) at step {}: {}", attempt, attempt_end_name(last.end),
-             last.rank ? fmt::format(", rank {}", *last.rank) : "", last.step_reached, last.message);
-    if (!decision.restart) {
-      summary.status = Status::internal("launch: {}: {}", decision.why_not, last.message);
-      break;
-    }
-    summary.steps_redone += steps_lost;
-    summary.restarts = policy.restarts();
-    log_warn("launch: restart {} of {} from step {} in {:.1f} s", summary.restarts, o_.max_restarts, restart_from,
-             backoff_s);
-    if (!sleep_unless_stopped(backoff_s, o_.stop_requested)) {
-      summary.outcome = "interrupted";
-      summary.status = interrupted_status(restart_from);
-      events.append({{"event", "interrupted"}, {"attempt", attempt}, {"during", "backoff"}});
-      break;
-    }
-  }
-
-  // Useful time is the training time the run kept (metrics.jsonl's
-  // elapsed_s at the last step kept) minus what it had before this launch.
-  std::optional<MetricsPoint> end_point;
-  if (success) {
-    summary.outcome = "success";
-    end_point = read_metrics_point(run_dir, std::nullopt);
-    summary.final_step = std::max(last.step_reached, end_point ? end_point->step : 0);
-  } else {
-    summary.final_step = newest_checkpoint_step(run_dir);
-    end_point = read_metrics_point(run_dir, summary.final_step);
-  }
-  summary.wall_s = seconds_between(launch_start, Clock::now());
-  summary.useful_s = end_point ? std::max(0.0, end_point->elapsed_s - initial_elapsed_s) : 0.0;
-  summary.goodput = summary.wall_s > 0 ? std::min(1.0, summary.useful_s / summary.wall_s) : 0.0;
-  events.append({{"event", "summary"},
-                 {"outcome", summary.outcome},
-                 {"attempts", summary.attempts},
-                 {"restarts", summary.restarts},
-                 {"steps_redone", summary.steps_redone},
-                 {"final_step", summary.final_step},
-                 {"wall_s", summary.wall_s},
-                 {"useful_s", summary.useful_s},
-                 {"time_lost_s", summary.time_lost_s},
-                 {"goodput", summary.goodput},
-                 {"exit_code", success ? 0 : 1},
-                 {"message", summary.status.message()}});
-  return summary;
+  return Launch(o_, o_.run_dir).run();
 }
 
 }  // namespace sc

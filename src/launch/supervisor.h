@@ -56,6 +56,7 @@ class Supervisor {
   LaunchSummary run();
 
  private:
+  class Launch;
   SupervisorOptions o_;
 };
 

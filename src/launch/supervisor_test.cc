@@ -15,7 +15,7 @@
 
 #include "core/file_util.h"
 #include "core/log.h"
-#include "train/checkpoint_dir.h"
+#include "checkpoint_test_util.h"
 #include "test_util.h"
 
 namespace sc {
@@ -65,7 +65,7 @@ class SupervisorTest : public ::testing::Test {
 
   // A valid checkpoint of `step` that scripts copy into RUN/checkpoints.
   void make_template(int64_t step) {
-    Status s = commit_checkpoint(
+    Status s = testing::write_checkpoint(
         templates_, step,
         [&](const std::string& dir) {
           return write_file_atomic(dir + "/state.txt", "step " + std::to_string(step) + "\n");

@@ -152,10 +152,6 @@ std::optional<DType> dtype_from_name(std::string_view name) {
 
 size_t dtype_size_bytes(DType dtype) { return info_of(dtype).size_bytes; }
 
-bool dtype_is_float(DType dtype) {
-  return dtype == DType::kF16 || dtype == DType::kBF16 || dtype == DType::kF32 || dtype == DType::kF64;
-}
-
 float bf16_to_f32(uint16_t bits) { return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16); }
 
 uint16_t f32_to_bf16(float value) {

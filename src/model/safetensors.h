@@ -31,7 +31,6 @@ enum class DType : uint8_t { kBool, kU8, kI8, kU16, kI16, kF16, kBF16, kU32, kI3
 std::string_view dtype_name(DType dtype);  // "F32", "BF16", ...
 std::optional<DType> dtype_from_name(std::string_view name);
 size_t dtype_size_bytes(DType dtype);
-bool dtype_is_float(DType dtype);  // F16, BF16, F32, F64
 
 // Number conversions used when reading BF16/F16 tensors (and by anything that
 // stores them). f32_to_bf16 / f32_to_f16 round to nearest even and keep NaN.

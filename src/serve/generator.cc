@@ -13,31 +13,19 @@
 #include "kernels/rope.h"
 #include "model/counts.h"
 #include "model/weights_io.h"
-#include "train/checkpoint_dir.h"
+#include "run/checkpoint_store.h"
+#include "run/run_paths.h"
 
 namespace sc {
 namespace fs = std::filesystem;
 
-Result<std::string> resolve_checkpoint(const std::string& path) {
-  if (!fs::is_directory(path)) return Status::not_found("{}: checkpoint directory does not exist", path);
-  if (fs::exists(fs::path(path) / "model.safetensors")) {
-    SC_RETURN_IF_ERROR(verify_checkpoint(path));
-    return path;
-  }
-  const std::string checkpoints = fs::exists(fs::path(path) / "checkpoints") ? path + "/checkpoints" : path;
-  std::vector<std::string> skipped;
-  auto found = find_latest_valid_checkpoint(checkpoints, &skipped);
-  for (const auto& why : skipped) log_warn("skipping checkpoint: {}", why);
-  if (!found.ok()) return Status::not_found("{}: holds no valid checkpoint", path);
-  return found->path;
-}
-
 Result<std::unique_ptr<Generator>> Generator::load(const std::string& checkpoint_path, size_t threads) {
   std::unique_ptr<Generator> g(new Generator());
-  SC_ASSIGN_OR_RETURN(g->checkpoint_, resolve_checkpoint(checkpoint_path));
+  SC_ASSIGN_OR_RETURN(const CheckpointInfo checkpoint, resolve_checkpoint(checkpoint_path));
+  g->checkpoint_ = checkpoint.path;
   const std::string dir = g->checkpoint_;
-  SC_ASSIGN_OR_RETURN(g->config_, ModelConfig::load(dir + "/config.json"));
-  SC_ASSIGN_OR_RETURN(Tokenizer tokenizer, Tokenizer::load(dir + "/tokenizer.model"));
+  SC_ASSIGN_OR_RETURN(g->config_, ModelConfig::load(dir + "/" + checkpoint_file::kConfig));
+  SC_ASSIGN_OR_RETURN(Tokenizer tokenizer, Tokenizer::load(dir + "/" + checkpoint_file::kTokenizer));
   g->tokenizer_ = std::make_unique<Tokenizer>(std::move(tokenizer));
   const ModelConfig& c = g->config_;
   if (g->tokenizer_->vocab_size() > static_cast<uint32_t>(c.vocab_size)) {
@@ -72,7 +60,7 @@ Result<std::unique_ptr<Generator>> Generator::load(const std::string& checkpoint
   for (const auto& [ptr, n] : plan) arena_plan.add(ptr, n);
   for (const auto& [ptr, n] : int_plan) arena_plan.add(ptr, n);
   SC_ASSIGN_OR_RETURN(g->arena_, arena_plan.allocate("generator"));
-  SC_RETURN_IF_ERROR(load_weights(dir + "/model.safetensors", g->layout_, g->params_));
+  SC_RETURN_IF_ERROR(load_weights(dir + "/" + checkpoint_file::kModel, g->layout_, g->params_));
   SC_ASSIGN_OR_RETURN(g->w_, bind_weights(c, g->layout_, g->params_));
   rope_tables_fill(g->rope_cos_, g->rope_sin_, T, D, c.rope_theta);
   return g;

@@ -28,12 +28,10 @@ struct SamplingOptions {
   bool stop_at_end_of_document = true;
 };
 
-// A checkpoint directory (step_NNNNNNNN), a run's checkpoints/ directory, or
-// a run directory: the newest valid checkpoint it holds, verified.
-Result<std::string> resolve_checkpoint(const std::string& path);
-
 class Generator {
  public:
+  // `checkpoint_path`: one checkpoint, a run's checkpoints/ or a run
+  // directory (run/checkpoint_store.h's resolve_checkpoint).
   static Result<std::unique_ptr<Generator>> load(const std::string& checkpoint_path, size_t threads);
 
   const ModelConfig& config() const { return config_; }

@@ -107,10 +107,6 @@ class GradientSync {
   Status start_gather_params();
   Status params_needed(size_t end, CollectiveTimeout timeout);
   Status finish_gather_params(CollectiveTimeout timeout);
-  Status gather_params(CollectiveTimeout timeout) {
-    SC_RETURN_IF_ERROR(start_gather_params());
-    return finish_gather_params(timeout);
-  }
 
  private:
   GradientSync() = default;

@@ -6,6 +6,7 @@
 
 #include "dist/single_process.h"
 #include "kernels/elementwise.h"
+#include "run/run_paths.h"
 #include "train/optimizer_shards.h"
 #include "test_util.h"
 
@@ -135,7 +136,7 @@ TEST(OptimizerShards, MomentsWrittenOnFourRanksLoadOnAnyNumber) {
       }
     }
   }
-  std::filesystem::remove(dir.file(optimizer_shard_name(2, 4)));
+  std::filesystem::remove(dir.file(checkpoint_file::optimizer_shard(2, 4)));
   std::vector<float> m, v;
   AdamW adamw = make_adamw(0, 1, m, v);
   Status missing = load_optimizer_shards(dir.path(), adamw, num_floats);

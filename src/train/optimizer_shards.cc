@@ -8,24 +8,17 @@
 #include <vector>
 
 #include "model/safetensors.h"
+#include "run/run_paths.h"
 
 namespace sc {
 namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kLegacyName = "optimizer.safetensors";  // one process, before sharding
-
 struct ShardFile {
   std::string path;
   int rank = 0, world = 0;
 };
-
-// "optimizer-00002-of-00004.safetensors" -> rank 2 of 4.
-bool parse_shard_name(const std::string& name, int* rank, int* world) {
-  return std::sscanf(name.c_str(), "optimizer-%5d-of-%5d.safetensors", rank, world) == 2 &&
-         name == optimizer_shard_name(*rank, *world);
-}
 
 Result<std::vector<OwnedSegment>> read_segments(const SafetensorsFile& file, size_t moments) {
   SC_ASSIGN_OR_RETURN(std::string text, file.metadata_value("segments"));
@@ -48,10 +41,6 @@ Result<std::vector<OwnedSegment>> read_segments(const SafetensorsFile& file, siz
 
 }  // namespace
 
-std::string optimizer_shard_name(int rank, int world) {
-  return fmt::format("optimizer-{:05d}-of-{:05d}.safetensors", rank, world);
-}
-
 Status save_optimizer_shard(const std::string& dir, int rank, int world, const std::vector<OwnedSegment>& owned,
                             std::span<const float> m, std::span<const float> v, size_t num_floats, int64_t step) {
   if (m.size() != v.size()) return Status::invalid("optimizer shard: {} first moments, {} second", m.size(), v.size());
@@ -66,7 +55,7 @@ Status save_optimizer_shard(const std::string& dir, int rank, int world, const s
   const std::vector<int64_t> shape = {static_cast<int64_t>(m.size())};
   const std::vector<TensorToWrite> moments = {{"adamw.m", DType::kF32, shape, m.data()},
                                               {"adamw.v", DType::kF32, shape, v.data()}};
-  return write_safetensors(fs::path(dir) / optimizer_shard_name(rank, world), moments,
+  return write_safetensors(fs::path(dir) / checkpoint_file::optimizer_shard(rank, world), moments,
                            {{"optimizer", "adamw"},
                             {"step", std::to_string(step)},
                             {"rank", std::to_string(rank)},
@@ -80,7 +69,7 @@ Status load_optimizer_shards(const std::string& dir, AdamW& adamw, size_t num_fl
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     ShardFile f{entry.path().string()};
-    if (parse_shard_name(entry.path().filename().string(), &f.rank, &f.world)) {
+    if (checkpoint_file::parse_optimizer_shard(entry.path().filename().string(), &f.rank, &f.world)) {
       if (world != 0 && f.world != world) {
         return Status::corruption("{}: optimizer files from runs on {} and {} ranks", dir, world, f.world);
       }
@@ -89,12 +78,10 @@ Status load_optimizer_shards(const std::string& dir, AdamW& adamw, size_t num_fl
     }
   }
   if (ec) return Status::io_error("{}: cannot list: {}", dir, ec.message());
-  const bool legacy = files.empty() && fs::exists(fs::path(dir) / kLegacyName);
-  if (files.empty() && !legacy) return Status::corruption("{}: no optimizer-*-of-*.safetensors files", dir);
-  if (!legacy && files.size() != static_cast<size_t>(world)) {
+  if (files.empty()) return Status::corruption("{}: no optimizer-*-of-*.safetensors files", dir);
+  if (files.size() != static_cast<size_t>(world)) {
     return Status::corruption("{}: {} of the {} optimizer files are present", dir, files.size(), world);
   }
-  if (legacy) files.push_back({(fs::path(dir) / kLegacyName).string(), 0, 1});
 
   size_t wanted = 0, copied = 0;
   for (const OwnedSegment& mine : adamw.segments()) {
@@ -108,12 +95,7 @@ Status load_optimizer_shards(const std::string& dir, AdamW& adamw, size_t num_fl
       return Status::corruption("{}: adamw.m and adamw.v must be F32 vectors of one length", f.path);
     }
     const size_t moments = static_cast<size_t>(m->shape[0]);
-    std::vector<OwnedSegment> segments;
-    if (legacy) {
-      segments.push_back({0, moments, 0});
-    } else {
-      SC_ASSIGN_OR_RETURN(segments, read_segments(file, moments));
-    }
+    SC_ASSIGN_OR_RETURN(const std::vector<OwnedSegment> segments, read_segments(file, moments));
     const float* m_data = reinterpret_cast<const float*>(m->data);
     const float* v_data = reinterpret_cast<const float*>(v->data);
     for (const OwnedSegment& theirs : segments) {

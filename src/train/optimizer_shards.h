@@ -23,9 +23,7 @@
 
 namespace sc {
 
-std::string optimizer_shard_name(int rank, int world);
-
-// Writes DIR/optimizer-<rank>-of-<world>.safetensors atomically: moments `m`
+// Writes DIR/optimizer-<rank>-of-<world>.safetensors (run/run_paths.h) atomically: moments `m`
 // and `v` laid out by `segments` (AdamW::segments(); the trainer passes
 // staged copies). Segments are clipped to the layout's `num_floats`
 // (padding is not state).

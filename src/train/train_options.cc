@@ -1,5 +1,10 @@
 #include "train/train_options.h"
 
+#include <filesystem>
+
+#include "core/log.h"
+#include "run/run_paths.h"
+
 namespace sc {
 
 #define SC_TRAIN_OPTION_FIELDS(X)                                                                       \
@@ -95,6 +100,76 @@ Status TrainOptions::resolve_batch(int ranks) {
                            batch_size, ranks, per_pass);
   }
   grad_accum = global_batch / per_pass;
+  return Status();
+}
+
+namespace {
+
+// Options that must not change across a resume, or the continued run would
+// not be the run that was checkpointed. (The batch is fixed as global_batch:
+// a resume on another number of ranks derives its own grad_accum from it.)
+constexpr const char* kFixedOnResume[] = {"global_batch", "seq_len", "seed", "data_dir"};
+
+Result<ResolvedRun> resolve_resumed_run(const nlohmann::json& overrides, const std::string& out_dir) {
+  if (out_dir.empty()) return Status::invalid("--resume needs --out, the run directory to continue");
+  std::vector<std::string> skipped;
+  auto found = find_latest_valid_checkpoint(RunPaths(out_dir).checkpoints(), &skipped);
+  for (const std::string& why : skipped) log_warn("skipping checkpoint: {}", why);
+  if (!found.ok()) return found.status().with_context("--resume");
+  ResolvedRun run;
+  run.checkpoint = *found;
+  SC_ASSIGN_OR_RETURN(run.state, TrainerState::load(found->path));
+  const nlohmann::json& saved = run.state->options;
+  SC_RETURN_IF_ERROR(run.options.apply_json(saved, found->path + "/" + checkpoint_file::kTrainerState));
+  for (const char* key : kFixedOnResume) {
+    if (overrides.contains(key) && (!saved.contains(key) || overrides[key] != saved[key])) {
+      return Status::invalid("--resume: '{}' is {} in the checkpoint and {} on the command line; a resumed run "
+                             "must keep it", key, saved.value(key, nlohmann::json()).dump(), overrides[key].dump());
+    }
+  }
+  nlohmann::json flags = overrides;
+  if (!flags.contains("stop_at_step")) flags["stop_at_step"] = 0;  // an early stop is not inherited
+  SC_RETURN_IF_ERROR(run.options.apply_json(flags, "command line"));
+  SC_ASSIGN_OR_RETURN(run.config, ModelConfig::load(found->path + "/" + checkpoint_file::kConfig));
+  return run;
+}
+
+}  // namespace
+
+Result<ResolvedRun> resolve_run(const nlohmann::json& overrides, bool resume) {
+  TrainOptions flags;
+  SC_RETURN_IF_ERROR(flags.apply_json(overrides, "command line"));
+  if (resume) return resolve_resumed_run(overrides, flags.out_dir);
+  ResolvedRun run;
+  SC_ASSIGN_OR_RETURN(run.config, ModelConfig::resolve(flags.config));
+  SC_RETURN_IF_ERROR(run.options.apply_json(run.config.training, flags.config + " 'training'"));
+  SC_RETURN_IF_ERROR(run.options.apply_json(overrides, "command line"));
+  return run;
+}
+
+Status check_new_run_directory(const TrainOptions& options) {
+  const std::string checkpoints = RunPaths(options.out_dir).checkpoints();
+  std::error_code ec;
+  if (options.out_dir.empty() || !std::filesystem::exists(checkpoints, ec)) return Status();
+  std::vector<std::string> ignored;
+  if (find_latest_valid_checkpoint(checkpoints, &ignored).ok()) {
+    return Status::invalid("{} already holds checkpoints: pass --resume to continue that run, or choose another --out",
+                           options.out_dir);
+  }
+  return Status();
+}
+
+Status check_grad_accum_flag(const TrainOptions& options, const nlohmann::json& overrides, bool resume, int ranks) {
+  if (!overrides.contains("grad_accum")) return Status();
+  // A fixed global batch decides grad_accum; an explicit one must agree.
+  TrainOptions resolved = options;
+  SC_RETURN_IF_ERROR(resolved.resolve_batch(ranks));
+  if (resolved.grad_accum != options.grad_accum) {
+    return Status::invalid("--grad-accum {} conflicts with the global batch of {} sequences{}: batch size {} on {} "
+                           "ranks needs --grad-accum {}; give only one of them",
+                           options.grad_accum, options.global_batch, resume ? " of the resumed run" : "",
+                           options.batch_size, ranks, resolved.grad_accum);
+  }
   return Status();
 }
 

@@ -6,9 +6,13 @@
 #include <algorithm>
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "core/status.h"
+#include "model/config.h"
+#include "run/checkpoint_store.h"
+#include "train/trainer_state.h"
 
 namespace sc {
 
@@ -53,5 +57,24 @@ struct TrainOptions {
   Status resolve_batch(int ranks);
   int64_t warmup_steps() const { return warmup >= 0 ? warmup : std::min<int64_t>(200, steps / 20); }
 };
+
+// What a `train` command starts from, settled before any rank allocates:
+// the options by precedence (built-in defaults < config.json's "training"
+// < flags; on --resume, the checkpoint's options < flags, where the
+// options a resumed run must keep cannot change), the model config, and on
+// --resume the newest valid checkpoint of --out with its trainer state.
+struct ResolvedRun {
+  TrainOptions options;
+  ModelConfig config;
+  std::optional<CheckpointInfo> checkpoint;  // --resume only
+  std::optional<TrainerState> state;         // of `checkpoint`
+};
+// `overrides`: the flags given, as TrainOptions keys.
+Result<ResolvedRun> resolve_run(const nlohmann::json& overrides, bool resume);
+// A new run must not start in a directory that holds a run's checkpoints.
+Status check_new_run_directory(const TrainOptions& options);
+
+// An explicit --grad-accum must agree with the global batch on `ranks` ranks.
+Status check_grad_accum_flag(const TrainOptions& options, const nlohmann::json& overrides, bool resume, int ranks);
 
 }  // namespace sc

@@ -1,11 +1,13 @@
-#include "train/checkpoint_dir.h"
+#include "run/checkpoint_store.h"
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "core/file_util.h"
+#include "checkpoint_test_util.h"
 #include "test_util.h"
 
 namespace sc {
@@ -17,11 +19,11 @@ Status write_two_files(const std::string& dir, const std::string& payload) {
   return write_file_atomic(dir + "/state.json", "{\"payload\": \"" + payload + "\"}");
 }
 
-TEST(CheckpointDir, CommitsKeepsLastAndPointsLatest) {
+TEST(CheckpointStore, CommitsKeepsLastAndPointsLatest) {
   testing::TempDir run;
   const std::string dir = run.file("checkpoints");
   for (int step : {10, 20, 30}) {
-    ASSERT_TRUE(commit_checkpoint(dir, step, [&](const std::string& d) { return write_two_files(d, std::to_string(step)); }, 2).ok());
+    ASSERT_TRUE(testing::write_checkpoint(dir, step, [&](const std::string& d) { return write_two_files(d, std::to_string(step)); }, 2).ok());
   }
   EXPECT_FALSE(fs::exists(dir + "/step_00000010"));
   EXPECT_TRUE(fs::exists(dir + "/step_00000020/manifest.json"));
@@ -36,15 +38,15 @@ TEST(CheckpointDir, CommitsKeepsLastAndPointsLatest) {
   }
 }
 
-TEST(CheckpointDir, ARankFileMissingFromItsSetIsNeverCommittedOrUsed) {
+TEST(CheckpointStore, ARankFileMissingFromItsSetIsNeverCommittedOrUsed) {
   testing::TempDir run;
   const std::string dir = run.file("checkpoints");
   auto two_of_two = [](const std::string& d) -> Status {
     SC_RETURN_IF_ERROR(write_file_atomic(d + "/optimizer-00000-of-00002.safetensors", "a"));
     return write_file_atomic(d + "/optimizer-00001-of-00002.safetensors", "b");
   };
-  ASSERT_TRUE(commit_checkpoint(dir, 10, two_of_two, 0).ok());
-  Status partial = commit_checkpoint(dir, 20, [](const std::string& d) {
+  ASSERT_TRUE(testing::write_checkpoint(dir, 10, two_of_two, 0).ok());
+  Status partial = testing::write_checkpoint(dir, 20, [](const std::string& d) {
     return write_file_atomic(d + "/optimizer-00000-of-00002.safetensors", "a");
   }, 0);
   ASSERT_FALSE(partial.ok());
@@ -52,7 +54,7 @@ TEST(CheckpointDir, ARankFileMissingFromItsSetIsNeverCommittedOrUsed) {
       << partial.message();
   EXPECT_FALSE(fs::exists(dir + "/step_00000020"));
   // A manifest that lists only part of a set (written by something else) is rejected too.
-  ASSERT_TRUE(commit_checkpoint(dir, 30, two_of_two, 0).ok());
+  ASSERT_TRUE(testing::write_checkpoint(dir, 30, two_of_two, 0).ok());
   fs::remove(dir + "/step_00000030/optimizer-00001-of-00002.safetensors");
   std::string manifest = testing::read_text(dir + "/step_00000030/manifest.json");
   const size_t at = manifest.find("\"optimizer-00001-of-00002.safetensors\"");
@@ -67,11 +69,12 @@ TEST(CheckpointDir, ARankFileMissingFromItsSetIsNeverCommittedOrUsed) {
   EXPECT_NE(skipped[0].find("a rank's part is missing"), std::string::npos) << skipped[0];
 }
 
-TEST(CheckpointDir, FailedWriteKeepsPreviousCheckpoint) {
+TEST(CheckpointStore, FailedWriteKeepsPreviousCheckpoint) {
   testing::TempDir run;
   const std::string dir = run.file("checkpoints");
-  ASSERT_TRUE(commit_checkpoint(dir, 1, [&](const std::string& d) { return write_two_files(d, "one"); }, 0).ok());
-  Status s = commit_checkpoint(dir, 2, [&](const std::string& d) {
+  ASSERT_TRUE(testing::write_checkpoint(dir, 1, [&](const std::string& d) { return write_two_files(d, "one"); }, 0).ok());
+  // A writer that fails half-way (disk full): nobody commits step 2.
+  Status s = testing::write_checkpoint(dir, 2, [&](const std::string& d) {
     SC_RETURN_IF_ERROR(write_file_atomic(d + "/model.bin", "half"));
     return Status::io_error("disk full (injected)");
   }, 0);
@@ -82,11 +85,72 @@ TEST(CheckpointDir, FailedWriteKeepsPreviousCheckpoint) {
   auto latest = find_latest_valid_checkpoint(dir, nullptr);
   ASSERT_TRUE(latest.ok());
   EXPECT_EQ(latest->step, 1);
+  // Its temporary directory is never read, and goes when the next run starts.
+  EXPECT_TRUE(fs::exists(dir + "/.step_00000002.tmp"));
+  remove_uncommitted_checkpoints(dir);
+  EXPECT_FALSE(fs::exists(dir + "/.step_00000002.tmp"));
+  EXPECT_TRUE(fs::exists(dir + "/step_00000001/manifest.json"));
+}
+
+TEST(CheckpointStore, AFailedCommitRemovesItsTemporaryDirectory) {
+  testing::TempDir run;
+  const std::string dir = run.file("checkpoints");
+  ASSERT_TRUE(testing::write_checkpoint(dir, 1, [&](const std::string& d) { return write_two_files(d, "one"); }).ok());
+  Status s = testing::write_checkpoint(dir, 2, [](const std::string& d) {
+    return write_file_atomic(d + "/optimizer-00001-of-00002.safetensors", "b");
+  });
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("step_00000002"), std::string::npos) << s.message();
+  EXPECT_FALSE(fs::exists(dir + "/.step_00000002.tmp"));
+  EXPECT_EQ(testing::read_text(dir + "/latest"), "step_00000001\n");
+}
+
+TEST(CheckpointStore, ANewerFormatIsRefusedByName) {
+  testing::TempDir run;
+  const std::string dir = run.file("checkpoints");
+  ASSERT_TRUE(testing::write_checkpoint(dir, 3, [&](const std::string& d) { return write_two_files(d, "x"); }).ok());
+  const std::string manifest_path = dir + "/step_00000003/manifest.json";
+  auto manifest = nlohmann::json::parse(testing::read_text(manifest_path));
+  EXPECT_EQ(manifest["format_version"], kCheckpointFormatVersion);
+  manifest["format_version"] = kCheckpointFormatVersion + 1;
+  testing::write_text(manifest_path, manifest.dump());
+  Status s = verify_checkpoint(dir + "/step_00000003");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("manifest.json: checkpoint format 2 was written by a newer supercluster"),
+            std::string::npos) << s.message();
+  manifest.erase("format_version");
+  testing::write_text(manifest_path, manifest.dump());
+  s = verify_checkpoint(dir + "/step_00000003");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("no integer 'format_version'"), std::string::npos) << s.message();
+}
+
+TEST(CheckpointStore, ResolvesACheckpointItsDirectoryOrItsRun) {
+  testing::TempDir run;
+  const std::string dir = run.file("run/checkpoints");
+  for (int step : {4, 8}) {
+    ASSERT_TRUE(testing::write_checkpoint(dir, step, [&](const std::string& d) { return write_two_files(d, "payload"); }).ok());
+  }
+  for (const std::string& path : {run.file("run"), dir, dir + "/"}) {
+    auto found = resolve_checkpoint(path);
+    ASSERT_TRUE(found.ok()) << path << ": " << found.status().message();
+    EXPECT_EQ(found->step, 8) << path;
+    EXPECT_EQ(found->path, dir + "/step_00000008") << path;
+  }
+  auto one = resolve_checkpoint(dir + "/step_00000004/");
+  ASSERT_TRUE(one.ok()) << one.status().message();
+  EXPECT_EQ(one->step, 4);
+  fs::resize_file(dir + "/step_00000004/model.bin", 1);
+  EXPECT_FALSE(resolve_checkpoint(dir + "/step_00000004").ok());  // one damaged checkpoint is not replaced by another
+  auto missing = resolve_checkpoint(run.file("nowhere"));
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("nowhere: checkpoint directory does not exist"), std::string::npos);
+  EXPECT_FALSE(resolve_checkpoint(run.file("run/metrics")).ok());
 }
 
 // Each kind of damage to the newest checkpoint: detected, skipped with a
 // message naming the file, and the previous one used.
-TEST(CheckpointDir, DamagedNewestIsSkipped) {
+TEST(CheckpointStore, DamagedNewestIsSkipped) {
   const std::vector<std::pair<std::string, std::function<void(const std::string&)>>> damages = {
       {"checksum mismatch", [](const std::string& d) {
          std::fstream f(d + "/model.bin", std::ios::in | std::ios::out | std::ios::binary);
@@ -100,8 +164,8 @@ TEST(CheckpointDir, DamagedNewestIsSkipped) {
   for (const auto& [expected, damage] : damages) {
     testing::TempDir run;
     const std::string dir = run.file("checkpoints");
-    ASSERT_TRUE(commit_checkpoint(dir, 5, [&](const std::string& d) { return write_two_files(d, "five-five"); }, 0).ok());
-    ASSERT_TRUE(commit_checkpoint(dir, 6, [&](const std::string& d) { return write_two_files(d, "six-six-six"); }, 0).ok());
+    ASSERT_TRUE(testing::write_checkpoint(dir, 5, [&](const std::string& d) { return write_two_files(d, "five-five"); }, 0).ok());
+    ASSERT_TRUE(testing::write_checkpoint(dir, 6, [&](const std::string& d) { return write_two_files(d, "six-six-six"); }, 0).ok());
     damage(dir + "/step_00000006");
     std::vector<std::string> skipped;
     auto latest = find_latest_valid_checkpoint(dir, &skipped);
@@ -113,7 +177,7 @@ TEST(CheckpointDir, DamagedNewestIsSkipped) {
   }
 }
 
-TEST(CheckpointDir, NoCheckpointIsNotFound) {
+TEST(CheckpointStore, NoCheckpointIsNotFound) {
   testing::TempDir run;
   auto latest = find_latest_valid_checkpoint(run.file("checkpoints"), nullptr);
   ASSERT_FALSE(latest.ok());

@@ -1,11 +1,10 @@
-#include "launch/heartbeat.h"
+#include "run/heartbeat.h"
 
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -13,6 +12,7 @@
 
 #include "core/file_util.h"
 #include "core/log.h"
+#include "core/wall_clock.h"
 
 namespace sc {
 namespace fs = std::filesystem;
@@ -22,10 +22,6 @@ std::string host_name() {
   char buf[256] = {};
   if (::gethostname(buf, sizeof(buf) - 1) != 0) return "";
   return buf;
-}
-
-double unix_seconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 bool is_heartbeat_name(const std::string& name) { return name.starts_with("rank-") && name.ends_with(".json"); }
@@ -64,7 +60,7 @@ void HeartbeatWriter::beat(int64_t step, HeartbeatPhase phase) {
     dir_ready_ = !ec;
   }
   const nlohmann::json beat = {{"rank", rank_}, {"pid", static_cast<int64_t>(::getpid())}, {"host", host_},
-                               {"step", step},  {"phase", heartbeat_phase_name(phase)},    {"time", unix_seconds()}};
+                               {"step", step},  {"phase", heartbeat_phase_name(phase)},    {"time", unix_seconds_now()}};
   const std::string text = beat.dump() + "\n";
   // A plain write + rename: a few microseconds, cheap enough for every step.
   bool ok = false;

@@ -1,4 +1,4 @@
-#include "launch/heartbeat.h"
+#include "run/heartbeat.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
