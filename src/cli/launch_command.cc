@@ -1,11 +1,10 @@
-#include <unistd.h>
-
 #include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <memory>
 
 #include "cli/commands.h"
+#include "core/executable_path.h"
 #include "launch/launch_args.h"
 #include "launch/supervisor.h"
 
@@ -14,15 +13,6 @@ namespace {
 std::atomic<bool> g_stop_requested{false};
 
 extern "C" void request_stop(int) { g_stop_requested.store(true); }
-
-// The real path of this binary: the ranks run it too. "/proc/self/exe" itself
-// would name mpirun once mpirun resolves it.
-Result<std::string> this_binary() {
-  char buf[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  if (n <= 0) return Status::io_error("/proc/self/exe: cannot read the path of this binary");
-  return std::string(buf, static_cast<size_t>(n));
-}
 }  // namespace
 
 CLI::App* add_launch_command(CLI::App& root, CommandRunner* runner) {
@@ -47,7 +37,8 @@ CLI::App* add_launch_command(CLI::App& root, CommandRunner* runner) {
 
 Status run_launch(const std::vector<std::string>& args) {
   SC_ASSIGN_OR_RETURN(LaunchRequest request, parse_launch_args(args));
-  SC_ASSIGN_OR_RETURN(std::string binary, this_binary());
+  // The ranks run this binary too.
+  SC_ASSIGN_OR_RETURN(std::string binary, executable_path());
   SupervisorOptions options = supervisor_options(request, mpirun_command(request, binary));
   options.stop_requested = &g_stop_requested;
   struct sigaction action {};

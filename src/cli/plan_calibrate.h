@@ -1,7 +1,6 @@
-// `supercluster plan --calibrate`: this machine's own kernels (the project's
-// GEMM, attention, and an MPI all-reduce between 2 ranks) measured against
-// their peaks, printed beside the efficiency curves the planner assumes for
-// the cluster's GPUs and links (docs/plan.md, "Efficiency curves").
+// `supercluster plan --calibrate`: prints plan/calibrate.h's report (this
+// machine's kernels beside the planner's curves) as text or JSON, and runs
+// the rank side of its all-reduce measurement.
 #pragma once
 
 #include "core/status.h"
@@ -12,7 +11,7 @@ namespace sc::cli {
 Status run_plan_calibrate(const plan::ClusterSpec& cluster, bool json);
 
 // The rank side of the all-reduce measurement: started twice by mpirun from
-// run_plan_calibrate as `supercluster plan --calibrate-allreduce-worker`;
+// plan::run_calibration as `supercluster plan --calibrate-allreduce-worker`;
 // rank 0 prints one "allreduce <bytes> <seconds>" line per size.
 Status run_allreduce_calibration_worker();
 

@@ -7,6 +7,8 @@
 // fuses (software.h), the slowest of the job's GPUs, activation memory after
 // Korthikanti et al. 2022. docs/plan.md derives each formula and cites each
 // constant; docs/plan_validation.md checks the result against published runs.
+// plan_run assembles the parts: gpu_share.h (what one GPU holds), layer_time.h,
+// step_time.h, memory_model.h and reliability.h.
 #pragma once
 
 #include <cstdint>

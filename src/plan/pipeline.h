@@ -38,7 +38,7 @@ double in_flight_chunks(const PipelineShape& shape, int64_t rank, int64_t micro_
 // warm-up micro-batch, so each steady-state forward/backward pair also waits
 // for a round trip: 2 (p - 1)/p transfers per micro-batch plus 2 (p - 2).
 // An event simulation of the schedule gives the first exactly and the second
-// within a transfer (tests/plan_physics_test.cc).
+// within a transfer (src/plan/pipeline_test.cc).
 double pipeline_overhead_s(int64_t pp, int64_t vp, int64_t micro_batches, double micro_batch_s, double transfer_s,
                            bool async_transfers);
 
