@@ -37,7 +37,7 @@ Result<std::unique_ptr<Inference>> Inference::create(const ModelConfig& config, 
   // ModelWeights' views are mutable for the gradient binding; inference only reads them.
   SC_ASSIGN_OR_RETURN(m->w_, bind_weights(c, parameter_layout(c), const_cast<float*>(params)));
   SC_ASSIGN_OR_RETURN(m->act_, gated_activation_from_name(activation_name(c.hidden_act)));
-  m->head_shape_ = {0, 0, static_cast<size_t>(c.num_attention_heads), static_cast<size_t>(c.num_key_value_heads),
+  m->attention_shape_ = {0, 0, static_cast<size_t>(c.num_attention_heads), static_cast<size_t>(c.num_key_value_heads),
                     static_cast<size_t>(c.head_dim), static_cast<float>(c.attn_output_multiplier),
                     static_cast<float>(c.attn_logit_softcapping)};
   const size_t H = c.hidden_size, V = c.vocab_size, D = c.head_dim;
@@ -143,7 +143,7 @@ Status Inference::forward(KvCache& cache, float* logits) {
   const ModelConfig& c = config_;
   const size_t N = rows_, H = c.hidden_size, V = c.vocab_size;
   SC_RETURN_IF_ERROR(embed_forward(pool_, c, w_, a_.x_in, tokens_, N));
-  AttentionShape shape = head_shape_;
+  AttentionShape shape = attention_shape_;
   shape.B = cache.slots();
   shape.T = cache.context();
   LayerAttention attention{.shape = shape, .rope_cos = rope_cos_, .rope_sin = rope_sin_, .scratch = attn_scratch_,

@@ -92,7 +92,7 @@ class Inference {
   ThreadPool& pool_;
   ModelWeights w_;
   GatedActivation act_ = GatedActivation::kGeluTanh;
-  AttentionShape head_shape_;  // heads, multiplier, soft-cap; B and T come from the cache
+  AttentionShape attention_shape_;  // heads, multiplier, soft-cap; B and T come from the cache
   Arena arena_;
   LayerActivations a_{};  // one set, reused by every layer
   MoeStats moe_stats_;
