@@ -5,6 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "model/inference.h"
 #include "model/safetensors.h"
 #include "model/weights_io.h"
 #include "serve/generator.h"
@@ -172,9 +173,12 @@ TEST_F(TrainCli, MixtureOfExpertsTrainsResumesAndUsesMixtralNames) {
   EXPECT_NE(weights->find("model.layers.1.block_sparse_moe.experts.3.w2.weight"), nullptr);
   EXPECT_EQ(weights->find("model.layers.0.mlp.gate_proj.weight"), nullptr);
 
-  // Generation from an MoE checkpoint: KV-cache decoding equals the batched forward.
+  // Generation from an MoE checkpoint; KV-cache decoding (the generator's
+  // path) equals the batched forward.
   auto generator = Generator::load(dir_->file("moe"), 2);
   ASSERT_TRUE(generator.ok()) << generator.status().message();
+  auto generated = (*generator)->generate("Der", SamplingOptions{.max_tokens = 4, .temperature = 0}, nullptr);
+  ASSERT_TRUE(generated.ok()) << generated.status().message();
   auto config = ModelConfig::load(dir_->file("tiny_moe.json"));
   ThreadPool pool(2);
   auto model = Model::create(*config, 1, 8, pool);
@@ -182,9 +186,16 @@ TEST_F(TrainCli, MixtureOfExpertsTrainsResumesAndUsesMixtralNames) {
   ASSERT_TRUE(load_weights(weights->path(), (*model)->layout(), (*model)->params()).ok());
   std::vector<uint32_t> tokens = {5, 17, 300, 2, 44, 9, 123, 399}, targets(8, 0);
   ASSERT_TRUE((*model)->forward(tokens.data(), targets.data()).ok());
+  auto inference = Inference::create(*config, (*model)->params(), 8, 1, pool);
+  ASSERT_TRUE(inference.ok()) << inference.status().message();
+  auto cache = KvCache::create(*config, 1, 8);
+  ASSERT_TRUE(cache.ok());
   double worst = 0;
   for (size_t t = 0; t < tokens.size(); ++t) {
-    const float* step_logits = (*generator)->decode_step(tokens[t], static_cast<int64_t>(t));
+    const size_t slot = 0;
+    auto decoded = (*inference)->decode(*cache, {&tokens[t], 1}, {&slot, 1}, {&t, 1});
+    ASSERT_TRUE(decoded.ok()) << decoded.status().message();
+    const float* step_logits = *decoded;
     for (size_t v = 0; v < 400; ++v) {
       worst = std::max(worst, std::abs((*model)->logits()[t * 400 + v] * config->output_multiplier_scale - step_logits[v]));
     }
@@ -226,7 +237,8 @@ TEST_F(TrainCli, GeneratorMatchesTheTrainingForward) {
   ASSERT_TRUE(s1.ok() && s2.ok());
   EXPECT_EQ(*s1, *s2);
 
-  // KV-cache decoding gives the logits of the batched training forward.
+  // On the checkpoint's weights, KV-cache decoding (the generator's path)
+  // gives the logits of the batched training forward.
   auto config = ModelConfig::load(dir_->file("tiny.json"));
   ASSERT_TRUE(config.ok());
   ThreadPool pool(2);
@@ -236,9 +248,16 @@ TEST_F(TrainCli, GeneratorMatchesTheTrainingForward) {
   std::vector<uint32_t> tokens(16), targets(16, 0);
   for (size_t i = 0; i < 16; ++i) tokens[i] = static_cast<uint32_t>((i * 37 + 5) % 400);
   ASSERT_TRUE((*model)->forward(tokens.data(), targets.data()).ok());
+  auto inference = Inference::create(*config, (*model)->params(), 16, 1, pool);
+  ASSERT_TRUE(inference.ok()) << inference.status().message();
+  auto cache = KvCache::create(*config, 1, 16);
+  ASSERT_TRUE(cache.ok());
   double worst = 0;
   for (size_t t = 0; t < 16; ++t) {
-    const float* step_logits = (*generator)->decode_step(tokens[t], static_cast<int64_t>(t));
+    const size_t slot = 0;
+    auto decoded = (*inference)->decode(*cache, {&tokens[t], 1}, {&slot, 1}, {&t, 1});
+    ASSERT_TRUE(decoded.ok()) << decoded.status().message();
+    const float* step_logits = *decoded;
     for (size_t v = 0; v < 400; ++v) {
       const double batched = (*model)->logits()[t * 400 + v] * config->output_multiplier_scale;
       worst = std::max(worst, std::abs(batched - step_logits[v]));

@@ -59,6 +59,25 @@ void score_row_backward(float* __restrict s, float* __restrict dp, size_t valid,
   }
 }
 
+// One block of `rows` query rows (Q, O with stride Hq·D) of one head against
+// keys 0..keys−1 (K, V with stride Hkv·D); the block's last row is the
+// query at position keys − 1, so row r sees keys − rows + r + 1 keys. Writes
+// O and, when lse is not null, the rows' log-sum-exp lse[0, rows).
+void attend_block(float* O, float* lse, const float* Q, const float* K, const float* V, size_t rows,
+                  size_t keys, const AttentionShape& shape, float* scores) {
+  const size_t D = shape.D, ldq = shape.Hq * D, ldkv = shape.Hkv * D;
+  // scores[rows, keys] = multiplier · Q Kᵀ
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(rows), int(keys), int(D),
+              shape.multiplier, Q, int(ldq), K, int(ldkv), 0.0f, scores, int(keys));
+  for (size_t r = 0; r < rows; ++r) {
+    const float l = softmax_row(scores + r * keys, keys - rows + r + 1, keys, shape.softcap);
+    if (lse != nullptr) lse[r] = l;
+  }
+  // O[rows, D] = P V
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), int(D), int(keys), 1.0f,
+              scores, int(keys), V, int(ldkv), 0.0f, O, int(ldq));
+}
+
 }  // namespace
 
 size_t attention_scratch_floats(size_t T, size_t num_threads) {
@@ -80,21 +99,9 @@ void attention_forward(ThreadPool& pool, float* out, float* lse, const float* q,
       const size_t bh = item / nb, qb = interleaved_block(item % nb, nb);
       const size_t b = bh / Hq, h = bh % Hq, kvh = h / group;
       const size_t i0 = qb * kBlock, i1 = std::min(T, i0 + kBlock);
-      const size_t rows = i1 - i0, keys = i1;
-      const float* Q = q + (b * T + i0) * ldq + h * D;
-      const float* K = k + b * T * ldkv + kvh * D;
-      const float* V = v + b * T * ldkv + kvh * D;
-      // scores[rows, keys] = multiplier · Q Kᵀ
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(rows), int(keys), int(D),
-                  shape.multiplier, Q, int(ldq), K, int(ldkv), 0.0f, scores, int(keys));
-      float* lse_row = lse + (b * Hq + h) * T;
-      for (size_t r = 0; r < rows; ++r) {
-        lse_row[i0 + r] = softmax_row(scores + r * keys, i0 + r + 1, keys, shape.softcap);
-      }
-      // out[rows, D] = P V
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), int(D), int(keys), 1.0f,
-                  scores, int(keys), V, int(ldkv), 0.0f, out + (b * T + i0) * ldq + h * D,
-                  int(ldq));
+      attend_block(out + (b * T + i0) * ldq + h * D, lse + (b * Hq + h) * T + i0,
+                   q + (b * T + i0) * ldq + h * D, k + b * T * ldkv + kvh * D,
+                   v + b * T * ldkv + kvh * D, i1 - i0, i1, shape, scores);
     }
   });
 }
@@ -156,6 +163,50 @@ void attention_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const
                       ds_tile, int(keys), Q, int(ldq), 1.0f, dK, int(ldkv));
         }
       }
+    }
+  });
+}
+
+void attention_cache_store(float* k_cache, float* v_cache, const float* k, const float* v,
+                           const AttentionShape& cache, const AttentionSegment* segments,
+                           size_t num_segments) {
+  const size_t ldkv = cache.Hkv * cache.D;
+  for (size_t s = 0; s < num_segments; ++s) {
+    const AttentionSegment& seg = segments[s];
+    const size_t to = (seg.slot * cache.T + seg.position) * ldkv, from = seg.row * ldkv;
+    std::copy_n(k + from, seg.rows * ldkv, k_cache + to);
+    std::copy_n(v + from, seg.rows * ldkv, v_cache + to);
+  }
+}
+
+void attention_forward_cached(ThreadPool& pool, float* out, const float* q, const float* k_cache,
+                              const float* v_cache, const AttentionShape& cache,
+                              const AttentionSegment* segments, size_t num_segments,
+                              float* scratch) {
+  const size_t T = cache.T, Hq = cache.Hq, Hkv = cache.Hkv, D = cache.D;
+  if (num_segments == 0 || Hq == 0) return;
+  blas_init_single_threaded();
+  const size_t group = Hq / Hkv;
+  const size_t ldq = Hq * D, ldkv = Hkv * D;
+  const size_t per_thread = 2 * kBlock * T;
+  // Items are (segment, head, query block), segment by segment.
+  size_t items = 0;
+  for (size_t s = 0; s < num_segments; ++s) items += Hq * query_blocks(segments[s].rows);
+  pool.parallel_for(items, [&](size_t begin, size_t end, size_t thread) {
+    float* scores = scratch + thread * per_thread;
+    size_t s = 0, first_item = 0;  // segment of `item` and its first item
+    for (size_t item = begin; item < end; ++item) {
+      while (item >= first_item + Hq * query_blocks(segments[s].rows)) {
+        first_item += Hq * query_blocks(segments[s].rows);
+        ++s;
+      }
+      const AttentionSegment& seg = segments[s];
+      const size_t nb = query_blocks(seg.rows), local = item - first_item;
+      const size_t h = local / nb, qb = interleaved_block(local % nb, nb), kvh = h / group;
+      const size_t i0 = qb * kBlock, i1 = std::min(seg.rows, i0 + kBlock);
+      const size_t row = seg.row + i0, kv_base = seg.slot * T * ldkv + kvh * D;
+      attend_block(out + row * ldq + h * D, nullptr, q + row * ldq + h * D, k_cache + kv_base,
+                   v_cache + kv_base, i1 - i0, seg.position + i1, cache, scores);
     }
   });
 }

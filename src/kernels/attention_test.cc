@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -179,6 +180,87 @@ TEST(KernelAttention, IdenticalForOneAndTwoThreads) {
     r[0] = out, r[1] = lse, r[2] = dq, r[3] = dk, r[4] = dv;
   }
   for (int i = 0; i < 5; ++i) EXPECT_EQ(results[0][i], results[1][i]) << "array " << i;
+}
+
+// The cached kernels over a cache laid out like training's k, v [B, T, Hkv·D]
+// (slot = sequence): every sequence as one segment at position 0 is exactly
+// attention_forward (same blocks, same row math), on one or two threads.
+TEST(KernelAttention, CachedFromPositionZeroEqualsTrainingForward) {
+  for (size_t threads : {1, 2}) {
+    ThreadPool pool(threads);
+    for (float cap : {0.0f, 5.0f}) {
+      AttentionShape s{.B = 3, .T = 70, .Hq = 6, .Hkv = 2, .D = 16, .multiplier = 0.25f,
+                       .softcap = cap};
+      Inputs in = random_inputs(s, 21);
+      const size_t N = s.B * s.T;
+      std::vector<float> out(N * s.Hq * s.D), lse(s.B * s.Hq * s.T);
+      std::vector<float> scratch(attention_scratch_floats(s.T, threads));
+      attention_forward(pool, out.data(), lse.data(), in.q.data(), in.k.data(), in.v.data(), s,
+                        scratch.data());
+      // Stored through attention_cache_store into a cache that starts as NaN.
+      std::vector<float> k_cache(in.k.size(), NAN), v_cache(in.v.size(), NAN);
+      std::vector<AttentionSegment> segments;
+      for (size_t b = 0; b < s.B; ++b) segments.push_back({.row = b * s.T, .rows = s.T, .slot = b, .position = 0});
+      attention_cache_store(k_cache.data(), v_cache.data(), in.k.data(), in.v.data(), s, segments.data(),
+                            segments.size());
+      EXPECT_EQ(k_cache, in.k);
+      EXPECT_EQ(v_cache, in.v);
+      std::vector<float> cached(out.size(), NAN);
+      attention_forward_cached(pool, cached.data(), in.q.data(), k_cache.data(), v_cache.data(), s,
+                               segments.data(), segments.size(), scratch.data());
+      EXPECT_EQ(cached, out) << "threads=" << threads << " cap=" << cap;
+    }
+  }
+}
+
+// Ragged segments in a permuted order of slots, each at its own position,
+// against the naive reference of the whole sequences at those rows. Cache
+// rows past a segment's last position hold NaN: reading one would show.
+TEST(KernelAttention, CachedSegmentsMatchNaiveReferenceAtTheirPositions) {
+  ThreadPool pool(2);
+  AttentionShape full{.B = 3, .T = 80, .Hq = 6, .Hkv = 2, .D = 16, .multiplier = 0.5f, .softcap = 2.0f};
+  Inputs in = random_inputs(full, 31);
+  std::vector<double> ref_out, ref_lse;
+  naive_attention(in, full, &ref_out, &ref_lse);
+  const size_t QD = full.Hq * full.D, KD = full.Hkv * full.D;
+  // slot, first position, rows: a long prefill over two blocks, a decode at
+  // position 0, a decode late in its sequence, a chunk in the middle.
+  struct Case {
+    size_t slot, position, rows;
+  };
+  for (const std::vector<Case>& cases : {std::vector<Case>{{2, 0, 70}, {0, 0, 1}, {1, 41, 1}},
+                                         std::vector<Case>{{1, 79, 1}, {2, 12, 9}, {0, 5, 66}}}) {
+    std::vector<float> q, k_cache(in.k.size(), NAN), v_cache(in.v.size(), NAN);
+    std::vector<AttentionSegment> segments;
+    for (const Case& c : cases) {
+      segments.push_back({.row = q.size() / QD, .rows = c.rows, .slot = c.slot, .position = c.position});
+      const size_t first = c.slot * full.T + c.position;
+      q.insert(q.end(), in.q.begin() + first * QD, in.q.begin() + (first + c.rows) * QD);
+      // The keys before the segment were cached earlier; its own rows come
+      // through attention_cache_store below.
+      std::copy_n(in.k.begin() + c.slot * full.T * KD, c.position * KD, k_cache.begin() + c.slot * full.T * KD);
+      std::copy_n(in.v.begin() + c.slot * full.T * KD, c.position * KD, v_cache.begin() + c.slot * full.T * KD);
+    }
+    std::vector<float> k(q.size() / QD * KD), v(k.size());
+    for (const AttentionSegment& seg : segments) {
+      std::copy_n(in.k.begin() + (seg.slot * full.T + seg.position) * KD, seg.rows * KD, k.begin() + seg.row * KD);
+      std::copy_n(in.v.begin() + (seg.slot * full.T + seg.position) * KD, seg.rows * KD, v.begin() + seg.row * KD);
+    }
+    attention_cache_store(k_cache.data(), v_cache.data(), k.data(), v.data(), full, segments.data(),
+                          segments.size());
+    std::vector<float> out(q.size(), NAN), scratch(attention_scratch_floats(full.T, pool.num_threads()));
+    attention_forward_cached(pool, out.data(), q.data(), k_cache.data(), v_cache.data(), full, segments.data(),
+                             segments.size(), scratch.data());
+    double worst = 0;
+    for (const AttentionSegment& seg : segments) {
+      for (size_t i = 0; i < seg.rows * QD; ++i) {
+        const double ref = ref_out[(seg.slot * full.T + seg.position) * QD + i];
+        worst = std::max(worst, std::fabs(out[seg.row * QD + i] - ref) / std::max(1.0, std::fabs(ref)));
+      }
+    }
+    std::printf("  cached attention, ragged segments: worst out error %.3e (relative to max(1,|ref|))\n", worst);
+    EXPECT_LE(worst, 1e-5);  // NaN fails too
+  }
 }
 
 }  // namespace

@@ -7,6 +7,23 @@
 namespace sc {
 namespace {
 
+// One row of H heads, rotated by table row cr, sr.
+template <bool kInverse>
+inline void rope_row(float* x, const float* cr, const float* sr, size_t H, size_t D) {
+  const size_t half = D / 2;
+  for (size_t h = 0; h < H; ++h) {
+    float* lo = x + h * D;
+    float* hi = lo + half;
+    for (size_t i = 0; i < half; ++i) {
+      if constexpr (kInverse) {
+        rope_rotate_inverse(lo[i], hi[i], cr[i], sr[i]);
+      } else {
+        rope_rotate(lo[i], hi[i], cr[i], sr[i]);
+      }
+    }
+  }
+}
+
 template <bool kInverse>
 void rope_apply(ThreadPool& pool, float* x, const float* cos_table, const float* sin_table,
                 size_t N, size_t T, size_t H, size_t D) {
@@ -14,19 +31,7 @@ void rope_apply(ThreadPool& pool, float* x, const float* cos_table, const float*
   pool.parallel_for(N, [&](size_t begin, size_t end, size_t) {
     for (size_t n = begin; n < end; ++n) {
       const size_t t = n % T;
-      const float* cr = cos_table + t * half;
-      const float* sr = sin_table + t * half;
-      for (size_t h = 0; h < H; ++h) {
-        float* lo = x + n * H * D + h * D;
-        float* hi = lo + half;
-        for (size_t i = 0; i < half; ++i) {
-          if constexpr (kInverse) {
-            rope_rotate_inverse(lo[i], hi[i], cr[i], sr[i]);
-          } else {
-            rope_rotate(lo[i], hi[i], cr[i], sr[i]);
-          }
-        }
-      }
+      rope_row<kInverse>(x + n * H * D, cos_table + t * half, sin_table + t * half, H, D);
     }
   });
 }
@@ -54,6 +59,17 @@ void rope_forward(ThreadPool& pool, float* x, const float* cos_table, const floa
 void rope_backward(ThreadPool& pool, float* dx, const float* cos_table, const float* sin_table,
                    size_t N, size_t T, size_t H, size_t D) {
   rope_apply<true>(pool, dx, cos_table, sin_table, N, T, H, D);
+}
+
+void rope_forward_at(ThreadPool& pool, float* x, const float* cos_table, const float* sin_table,
+                     const size_t* positions, size_t N, size_t H, size_t D) {
+  const size_t half = D / 2;
+  pool.parallel_for(N, [&](size_t begin, size_t end, size_t) {
+    for (size_t n = begin; n < end; ++n) {
+      const size_t t = positions[n];
+      rope_row<false>(x + n * H * D, cos_table + t * half, sin_table + t * half, H, D);
+    }
+  });
 }
 
 }  // namespace sc

@@ -22,6 +22,11 @@ void rope_tables_fill(float* cos_table, float* sin_table, size_t T, size_t D, do
 void rope_forward(ThreadPool& pool, float* x, const float* cos_table, const float* sin_table,
                   size_t N, size_t T, size_t H, size_t D);
 
+// rope_forward with row n at positions[n] (table row positions[n]): tokens of
+// many sequences, each at its own position (inference).
+void rope_forward_at(ThreadPool& pool, float* x, const float* cos_table, const float* sin_table,
+                     const size_t* positions, size_t N, size_t H, size_t D);
+
 // In place on the gradient dx [N, H·D]: the inverse rotation, so on return dx
 // holds ∂L/∂(input of rope_forward). Overwrites (the rotation is orthogonal).
 void rope_backward(ThreadPool& pool, float* dx, const float* cos_table, const float* sin_table,

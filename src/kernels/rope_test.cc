@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -73,6 +74,32 @@ TEST(KernelRope, BackwardMatchesFiniteDifferences) {
   std::vector<float> dx = R;
   rope_backward(pool, dx.data(), cos_t.data(), sin_t.data(), N, T, H, D);
   kernel_test::expect_gradient_matches("rope dx", x.data(), dx.data(), dx.size(), loss);
+}
+
+// rope_forward_at shares rope_forward's row math: positions n mod T give
+// the same bits, and any position p equals the one-row table offset by p.
+TEST(KernelRope, ForwardAtPositionsEqualsForward) {
+  ThreadPool pool(2);
+  const size_t B = 3, T = 40, H = 3, D = 16, N = B * T;
+  std::vector<float> cos_t(T * D / 2), sin_t(T * D / 2);
+  rope_tables_fill(cos_t.data(), sin_t.data(), T, D, 10000.0);
+  const auto x = random_vector(N * H * D, 4);
+  auto grid = x, at = x;
+  rope_forward(pool, grid.data(), cos_t.data(), sin_t.data(), N, T, H, D);
+  std::vector<size_t> positions(N);
+  for (size_t n = 0; n < N; ++n) positions[n] = n % T;
+  rope_forward_at(pool, at.data(), cos_t.data(), sin_t.data(), positions.data(), N, H, D);
+  EXPECT_EQ(at, grid);
+
+  for (size_t n = 0; n < N; ++n) positions[n] = (n * 7 + 3) % T;
+  at = x;
+  rope_forward_at(pool, at.data(), cos_t.data(), sin_t.data(), positions.data(), N, H, D);
+  for (size_t n = 0; n < N; ++n) {
+    std::vector<float> row(x.begin() + n * H * D, x.begin() + (n + 1) * H * D);
+    const size_t p = positions[n];
+    rope_forward(pool, row.data(), cos_t.data() + p * D / 2, sin_t.data() + p * D / 2, 1, 1, H, D);
+    ASSERT_TRUE(std::equal(row.begin(), row.end(), at.begin() + n * H * D)) << "row " << n;
+  }
 }
 
 }  // namespace

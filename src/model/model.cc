@@ -123,32 +123,16 @@ Status Model::allocate(size_t buffer_multiple) {
   const size_t QD = c.num_attention_heads * c.head_dim, KD = c.num_key_value_heads * c.head_dim;
   const size_t L = c.num_hidden_layers, D = c.head_dim;
   // Plan every buffer first, then allocate one arena of exactly that size.
-  std::vector<std::pair<float**, size_t>> plan;
-  std::vector<std::pair<int32_t**, size_t>> int_plan;
+  ActivationPlan activation_plan;
+  std::vector<std::pair<float**, size_t>>& plan = activation_plan.floats;
   const size_t E = static_cast<size_t>(std::max<int64_t>(c.num_experts, 1));
   const size_t K = static_cast<size_t>(std::max<int64_t>(c.num_experts_per_tok, 1));
   moe_shape_ = {N, H, F, E, K, c.router_renormalize, c.capacity_factor, act_};
   acts_.resize(L);
   for (size_t l = 0; l < L; ++l) {
-    LayerActivations& a = acts_[l];
-    plan.insert(plan.end(), {{&a.x_in, N * H}, {&a.attn_normed, N * H}, {&a.attn_rstd, N}, {&a.q, N * QD},
-                             {&a.k, N * KD}, {&a.v, N * KD}, {&a.attn_out, N * QD}, {&a.lse, N * c.num_attention_heads},
-                             {&a.h_mid, N * H}, {&a.ffn_normed, N * H}, {&a.ffn_rstd, N}});
-    a.o = a.o_rstd = a.y = a.y_rstd = nullptr;
-    if (c.sandwich_norm) plan.insert(plan.end(), {{&a.o, N * H}, {&a.o_rstd, N}, {&a.y_rstd, N}});
-    if (c.sandwich_norm || c.is_moe_layer(static_cast<int64_t>(l))) plan.push_back({&a.y, N * H});
-    if (c.is_moe_layer(static_cast<int64_t>(l))) {
-      MoeActivations& m = a.moe;
-      plan.insert(plan.end(), {{&m.router_logits, N * E}, {&m.probs, N * E}, {&m.logsumexp, N}, {&m.weights, N * K},
-                               {&m.x_sorted, N * K * H}, {&m.gate, N * K * F}, {&m.up, N * K * F},
-                               {&m.act, N * K * F}, {&m.y_sorted, N * K * H}});
-      int_plan.insert(int_plan.end(), {{&m.experts, N * K}, {&m.rows, N * K}, {&m.row_tokens, N * K}, {&m.offsets, E + 1}});
-      a.gate = a.up = a.act = nullptr;
-      ++num_moe_layers_;
-    } else {
-      a.moe = {};
-      plan.insert(plan.end(), {{&a.gate, N * F}, {&a.up, N * F}, {&a.act, N * F}});
-    }
+    const bool moe = c.is_moe_layer(static_cast<int64_t>(l));
+    plan_layer_activations(c, N, !moe, moe, true, &acts_[l], &activation_plan);
+    if (moe) ++num_moe_layers_;
   }
   moe_stats_.resize(num_moe_layers_);
   if (num_moe_layers_ > 0) {
@@ -167,7 +151,7 @@ Status Model::allocate(size_t buffer_multiple) {
                            {&d_up_, N * F}, {&d_act_, N * F}});
   ArenaPlan arena_plan;
   for (const auto& [ptr, n] : plan) arena_plan.add(ptr, n);
-  for (const auto& [ptr, n] : int_plan) arena_plan.add(ptr, n);
+  for (const auto& [ptr, n] : activation_plan.ints) arena_plan.add(ptr, n);
   SC_ASSIGN_OR_RETURN(activations_, arena_plan.allocate("activations"));
   rope_tables_fill(rope_cos_, rope_sin_, T_, D, c.rope_theta);
   std::memset(params_, 0, buffer_floats_ * sizeof(float));
@@ -201,10 +185,7 @@ void Model::zero_grads() { fill(pool_, grads_, 0.0f, buffer_floats_); }
 Result<CrossEntropySums> Model::forward(const uint32_t* tokens, const uint32_t* targets,
                                         const ParamsNeededHook& params_needed) {
   const ModelConfig& c = config_;
-  const size_t N = static_cast<size_t>(B_ * T_), H = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
-  const size_t Hq = c.num_attention_heads, Hkv = c.num_key_value_heads, D = c.head_dim;
-  const size_t QD = Hq * D, KD = Hkv * D;
-  const float eps = static_cast<float>(c.rms_norm_eps);
+  const size_t N = static_cast<size_t>(B_ * T_), V = c.vocab_size;
   tokens_ = tokens;
   targets_ = targets;
   auto need = [&](size_t end) -> Status {
@@ -212,53 +193,19 @@ Result<CrossEntropySums> Model::forward(const uint32_t* tokens, const uint32_t* 
   };
 
   SC_RETURN_IF_ERROR(need(embedding_end_));
-  SC_RETURN_IF_ERROR(embedding_forward(pool_, acts_[0].x_in, tokens, w_.embedding, N, V, H,
-                                       static_cast<float>(c.embedding_multiplier_scale)));
+  SC_RETURN_IF_ERROR(embed_forward(pool_, c, w_, acts_[0].x_in, tokens, N));
+  const LayerAttention attention{.shape = attn_shape_, .rope_cos = rope_cos_, .rope_sin = rope_sin_,
+                                 .scratch = attn_scratch_};
   size_t moe_index = 0;
   for (size_t l = 0; l < acts_.size(); ++l) {
     SC_RETURN_IF_ERROR(need(layer_end_[l]));
-    LayerActivations& a = acts_[l];
     const LayerWeights& w = w_.layers[l];
-    // Attention block.
-    rmsnorm_forward(pool_, a.attn_normed, a.attn_rstd, a.x_in, w.attn_norm, N, H, eps);
-    matmul_forward(pool_, a.q, a.attn_normed, w.wq, N, QD, H, false);
-    matmul_forward(pool_, a.k, a.attn_normed, w.wk, N, KD, H, false);
-    matmul_forward(pool_, a.v, a.attn_normed, w.wv, N, KD, H, false);
-    rope_forward(pool_, a.q, rope_cos_, rope_sin_, N, T_, Hq, D);
-    rope_forward(pool_, a.k, rope_cos_, rope_sin_, N, T_, Hkv, D);
-    attention_forward(pool_, a.attn_out, a.lse, a.q, a.k, a.v, attn_shape_, attn_scratch_);
-    if (c.sandwich_norm) {
-      matmul_forward(pool_, a.o, a.attn_out, w.wo, N, H, QD, false);
-      rmsnorm_forward(pool_, a.h_mid, a.o_rstd, a.o, w.attn_out_norm, N, H, eps);
-      add_inplace(pool_, a.h_mid, a.x_in, N * H);
-    } else {
-      copy(pool_, a.h_mid, a.x_in, N * H);
-      matmul_forward(pool_, a.h_mid, a.attn_out, w.wo, N, H, QD, true);
-    }
-    // Feed-forward block.
     float* x_out = (l + 1 < acts_.size()) ? acts_[l + 1].x_in : x_final_;
-    rmsnorm_forward(pool_, a.ffn_normed, a.ffn_rstd, a.h_mid, w.ffn_norm, N, H, eps);
-    if (w.is_moe) {
-      moe_forward(pool_, moe_shape_, w.moe, a.ffn_normed, a.y, a.moe, &moe_stats_[moe_index++]);
-    } else {
-      matmul_forward(pool_, a.gate, a.ffn_normed, w.w_gate, N, F, H, false);
-      matmul_forward(pool_, a.up, a.ffn_normed, w.w_up, N, F, H, false);
-      gated_activation_forward(pool_, a.act, a.gate, a.up, N * F, act_);
-    }
-    if (c.sandwich_norm) {
-      if (!w.is_moe) matmul_forward(pool_, a.y, a.act, w.w_down, N, H, F, false);
-      rmsnorm_forward(pool_, x_out, a.y_rstd, a.y, w.ffn_out_norm, N, H, eps);
-      add_inplace(pool_, x_out, a.h_mid, N * H);
-    } else if (w.is_moe) {
-      add(pool_, x_out, a.h_mid, a.y, N * H);
-    } else {
-      copy(pool_, x_out, a.h_mid, N * H);
-      matmul_forward(pool_, x_out, a.act, w.w_down, N, H, F, true);
-    }
+    layer_forward(pool_, c, w, acts_[l], x_out, N, attention, moe_shape_, act_,
+                  w.is_moe ? &moe_stats_[moe_index++] : nullptr);
   }
   SC_RETURN_IF_ERROR(need(buffer_floats_));
-  rmsnorm_forward(pool_, final_normed_, final_rstd_, x_final_, w_.final_norm, N, H, eps);
-  matmul_forward(pool_, logits_, final_normed_, w_.output, N, V, H, false);
+  head_forward(pool_, c, w_, logits_, final_normed_, final_rstd_, x_final_, N);
   SC_ASSIGN_OR_RETURN(CrossEntropySums sums,
                       cross_entropy_forward(pool_, logits_, targets, N, V, static_cast<float>(c.output_multiplier_scale),
                                             row_loss_, row_lse_));

@@ -16,6 +16,7 @@
 #include "kernels/cross_entropy.h"
 #include "model/config.h"
 #include "model/counts.h"
+#include "model/layer.h"
 #include "model/moe.h"
 
 namespace sc {
@@ -99,11 +100,6 @@ class Model {
   double auxiliary_loss_term() const;
 
  private:
-  struct LayerActivations {
-    float *x_in, *attn_normed, *attn_rstd, *q, *k, *v, *attn_out, *lse, *o, *o_rstd, *h_mid;
-    float *ffn_normed, *ffn_rstd, *gate, *up, *act, *y, *y_rstd;
-    MoeActivations moe;  // MoE layers only
-  };
   Model(const ModelConfig& config, int64_t B, int64_t T, ThreadPool& pool) : config_(config), B_(B), T_(T), pool_(pool) {}
   Status allocate(size_t buffer_multiple);
 

@@ -1,6 +1,7 @@
-// Text generation from a checkpoint: one token at a time with a KV cache,
-// separate from the trainer (no gradients, no batch buffers), the piece the
-// HTTP server will batch later.
+// Text generation from a checkpoint: sampling and KV-cache bookkeeping over
+// the model's own inference path (model/inference.h): the prompt in one
+// prefill, then one decode per new token. One sequence in cache slot 0; the
+// HTTP server batches many over the same Inference.
 #pragma once
 
 #include <cstdint>
@@ -14,8 +15,7 @@
 #include "core/thread_pool.h"
 #include "data/tokenizer.h"
 #include "model/config.h"
-#include "model/model.h"
-#include "model/moe.h"
+#include "model/inference.h"
 
 namespace sc {
 
@@ -44,31 +44,19 @@ class Generator {
   Result<std::vector<uint32_t>> generate(const std::string& prompt, const SamplingOptions& options,
                                          const TokenFn& on_token);
 
-  // Logits [V] (after the output multiplier) for `token` at `position`,
-  // extending the cache (positions must come in order from 0).
-  const float* decode_step(uint32_t token, int64_t position);
-
  private:
   Generator() = default;
-  uint32_t sample(const SamplingOptions& options, uint64_t draw);
+  uint32_t sample(const float* logits, const SamplingOptions& options, uint64_t draw);
 
   ModelConfig config_;
   std::string checkpoint_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<ThreadPool> pool_;
-  std::vector<TensorSpec> layout_;
-  Arena arena_;
+  Arena weights_;
   float* params_ = nullptr;
-  ModelWeights w_;
-  GatedActivation act_ = GatedActivation::kGeluTanh;
-  int64_t context_ = 0;
-  float *k_cache_ = nullptr, *v_cache_ = nullptr;  // [L, context, Hkv·D]
-  float *rope_cos_ = nullptr, *rope_sin_ = nullptr;
-  float *x_, *normed_, *rstd_, *q_, *k_, *v_, *att_, *o_, *scores_, *gate_, *up_, *act_buf_, *logits_;
+  std::unique_ptr<Inference> inference_;
+  KvCache cache_;  // one slot of the whole context
   std::vector<std::pair<float, uint32_t>> candidates_;
-  MoeShape moe_shape_;        // one token
-  MoeActivations moe_acts_{};  // buffers for that token, reused by every MoE layer
-  MoeStats moe_stats_;
 };
 
 }  // namespace sc
