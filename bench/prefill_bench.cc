@@ -28,7 +28,7 @@
 #include "model/inference.h"
 #include "model/model.h"
 #include "model/weights_io.h"
-#include "serve/generator.h"
+#include "run/checkpoint_store.h"
 
 namespace {
 
@@ -67,17 +67,18 @@ int main(int argc, char** argv) {
   std::vector<uint32_t> ids;
   std::string source;
   if (!checkpoint.empty()) {
-    auto dir = sc::resolve_checkpoint(checkpoint);
-    if (!dir.ok()) return fail(dir.status());
-    auto loaded = sc::ModelConfig::load(*dir + "/config.json");
+    auto found = sc::resolve_checkpoint(checkpoint);
+    if (!found.ok()) return fail(found.status());
+    const std::string dir = found->path;
+    auto loaded = sc::ModelConfig::load(dir + "/config.json");
     if (!loaded.ok()) return fail(loaded.status());
     config = *loaded;
     const auto layout = sc::parameter_layout(config);
     params.resize(static_cast<size_t>(sc::parameter_buffer_floats(layout)));
-    if (auto s = sc::load_weights(*dir + "/model.safetensors", layout, params.data()); !s.ok()) return fail(s);
-    source = *dir;
+    if (auto s = sc::load_weights(dir + "/model.safetensors", layout, params.data()); !s.ok()) return fail(s);
+    source = dir;
     if (!prompt.empty()) {
-      auto tokenizer = sc::Tokenizer::load(*dir + "/tokenizer.model");
+      auto tokenizer = sc::Tokenizer::load(dir + "/tokenizer.model");
       if (!tokenizer.ok()) return fail(tokenizer.status());
       ids.push_back(tokenizer->end_of_document_id());
       std::vector<uint32_t> prompt_ids;
