@@ -29,6 +29,7 @@
 #include "model/model.h"
 #include "model/weights_io.h"
 #include "run/checkpoint_store.h"
+#include "run/run_paths.h"
 
 namespace {
 
@@ -70,15 +71,15 @@ int main(int argc, char** argv) {
     auto found = sc::resolve_checkpoint(checkpoint);
     if (!found.ok()) return fail(found.status());
     const std::string dir = found->path;
-    auto loaded = sc::ModelConfig::load(dir + "/config.json");
+    auto loaded = sc::ModelConfig::load(dir + "/" + sc::checkpoint_file::kConfig);
     if (!loaded.ok()) return fail(loaded.status());
     config = *loaded;
     const auto layout = sc::parameter_layout(config);
     params.resize(static_cast<size_t>(sc::parameter_buffer_floats(layout)));
-    if (auto s = sc::load_weights(dir + "/model.safetensors", layout, params.data()); !s.ok()) return fail(s);
+    if (auto s = sc::load_weights(dir + "/" + sc::checkpoint_file::kModel, layout, params.data()); !s.ok()) return fail(s);
     source = dir;
     if (!prompt.empty()) {
-      auto tokenizer = sc::Tokenizer::load(dir + "/tokenizer.model");
+      auto tokenizer = sc::Tokenizer::load(dir + "/" + sc::checkpoint_file::kTokenizer);
       if (!tokenizer.ok()) return fail(tokenizer.status());
       ids.push_back(tokenizer->end_of_document_id());
       std::vector<uint32_t> prompt_ids;

@@ -167,7 +167,7 @@ Result<PrepareSummary> run_prepare(const PrepareOptions& options) {
   training_pieces.clear();
   training_pieces.shrink_to_fit();
   SC_ASSIGN_OR_RETURN(Tokenizer tokenizer, Tokenizer::from_serialized(model_bytes));
-  const std::string tokenizer_path = (fs::path(options.out_dir) / "tokenizer.model").string();
+  const std::string tokenizer_path = (fs::path(options.out_dir) / kPreparedTokenizerFile).string();
   SC_RETURN_IF_ERROR(write_file_atomic(tokenizer_path, model_bytes));
   const double t_tokenizer = now_s();
   log_info("tokenizer trained in {:.1f}s -> {}", t_tokenizer - t_read, tokenizer_path);
@@ -238,7 +238,7 @@ Result<PrepareSummary> run_prepare(const PrepareOptions& options) {
       {"skipped_files", listing.skipped},
       {"bytes_read", bytes_read},
       {"vocab_size", tokenizer.vocab_size()},
-      {"tokenizer", "tokenizer.model"},
+      {"tokenizer", kPreparedTokenizerFile},
       {"end_of_document_id", eod},
       {"seed", options.seed},
       {"val_fraction", options.val_fraction},

@@ -15,6 +15,10 @@
 
 namespace sc {
 
+// The tokenizer `prepare` writes into its output directory (the trainer
+// copies it into each checkpoint).
+inline constexpr const char* kPreparedTokenizerFile = "tokenizer.model";
+
 struct PrepareOptions {
   std::vector<std::string> inputs;
   std::string out_dir;

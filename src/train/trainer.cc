@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/thread_pool.h"
 #include "data/loader.h"
+#include "data/prepare.h"
 #include "dist/communicator.h"
 #include "kernels/matmul.h"
 #include "kernels/peak.h"
@@ -523,7 +524,7 @@ Result<double> Trainer::start_checkpoint() {
   SC_RETURN_IF_ERROR(checkpointer_->start(step_, {.model = *model_,
                                                   .adamw = *adamw_,
                                                   .config = config_,
-                                                  .tokenizer_path = o_.data_dir + "/" + checkpoint_file::kTokenizer,
+                                                  .tokenizer_path = o_.data_dir + "/" + kPreparedTokenizerFile,
                                                   .state = std::move(state)})
                          .status());
   return stall.seconds();
