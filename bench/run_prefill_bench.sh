@@ -46,7 +46,7 @@ if [[ -n "$baseline" ]]; then
       start=$(date +%s.%N)
       "$bin" generate --checkpoint "$checkpoint" --prompt "$prompt" --max-tokens 1 --temperature 0 >/dev/null 2>&1
       end=$(date +%s.%N)
-      times[$who]+="$(echo "$end - $start" | bc) "
+      times[$who]+="$(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.6f", b - a}') "
     done
   done
   median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
@@ -54,5 +54,5 @@ if [[ -n "$baseline" ]]; then
   c=$(echo "${times[candidate]}" | median)
   printf '  baseline  %s: median %.3f s  (runs: %s)\n' "$baseline" "$b" "${times[baseline]}"
   printf '  candidate %s: median %.3f s  (runs: %s)\n' "$candidate" "$c" "${times[candidate]}"
-  printf '  end-to-end ratio baseline / candidate: %.2f\n' "$(echo "$b / $c" | bc -l)"
+  printf '  end-to-end ratio baseline / candidate: %.2f\n' "$(awk -v b="$b" -v c="$c" 'BEGIN {print b / c}')"
 fi

@@ -78,9 +78,9 @@ Status Inference::check(const KvCache& cache, std::span<const Sequence> sequence
     const Sequence& s = sequences[i];
     if (s.tokens.empty()) return Status::invalid("sequence {} has no tokens", i);
     if (s.slot >= cache.slots()) return Status::invalid("sequence {}: slot {} of {}", i, s.slot, cache.slots());
-    if (s.position + s.tokens.size() > cache.context()) {
-      return Status::invalid("sequence {}: positions {}..{} exceed the KV cache's context {}", i, s.position,
-                             s.position + s.tokens.size() - 1, cache.context());
+    if (s.position > cache.context() || s.tokens.size() > cache.context() - s.position) {  // no wrap-around
+      return Status::invalid("sequence {}: {} tokens from position {} exceed the KV cache's context {}", i,
+                             s.tokens.size(), s.position, cache.context());
     }
     for (uint32_t token : s.tokens) {
       if (token >= static_cast<uint64_t>(c.vocab_size)) {

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -253,7 +255,9 @@ TEST(Inference, BadRequestsAreErrorsThatNameTheProblem) {
     EXPECT_NE(result.status().message().find(expected), std::string::npos) << result.status().message();
   };
   expect_error({{tokens, 2, 0}}, "slot 2 of 2");
-  expect_error({{tokens, 0, 7}}, "positions 7..10 exceed the KV cache's context 10");
+  expect_error({{tokens, 0, 7}}, "4 tokens from position 7 exceed the KV cache's context 10");
+  // A position so large that position + tokens wraps around is caught too.
+  expect_error({{tokens, 0, SIZE_MAX - 1}}, "exceed the KV cache's context 10");
   expect_error({{tokens, 1, 0}, {tokens, 1, 4}}, "share slot 1");
   expect_error({{{}, 0, 0}}, "has no tokens");
   expect_error({{tokens, 0, 0}, {tokens, 1, 0}, {tokens, 1, 0}}, "3 sequences in one call; room for 2");

@@ -9,7 +9,6 @@
 #include <random>
 #include <sstream>
 
-#include "core/executable_path.h"
 #include "core/thread_pool.h"
 #include "kernels/attention.h"
 #include "kernels/matmul.h"
@@ -91,15 +90,9 @@ double measure_copy_gbps() {
   return 2.0 * static_cast<double>(bytes) / t / 1e9;  // read + write
 }
 
-// Runs this program under mpirun as 2 ranks (shared memory only, as the
-// project's MPI tests do) and reads rank 0's lines.
-Result<std::vector<AllReduceCalibrationPoint>> measure_allreduce() {
-  auto exe = executable_path();
-  if (!exe.ok()) return exe.status().with_context("--calibrate");
-  const std::string command = fmt::format(
-      "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 60 mpirun -np 2 --oversubscribe "
-      "--mca btl self,vader '{}' plan --calibrate-allreduce-worker 2>&1",
-      *exe);
+// Runs the 2-rank worker command and reads rank 0's lines.
+Result<std::vector<AllReduceCalibrationPoint>> measure_allreduce(const std::string& worker_command) {
+  const std::string command = worker_command + " 2>&1";
   FILE* pipe = ::popen(command.c_str(), "r");
   if (!pipe) return Status::invalid("--calibrate: could not start mpirun");
   std::string output;
@@ -139,7 +132,7 @@ std::vector<AllReduceCalibrationPoint> parse_allreduce_timing_lines(const std::s
   return points;
 }
 
-CalibrationReport run_calibration(const ClusterSpec& cluster) {
+CalibrationReport run_calibration(const ClusterSpec& cluster, const std::string& allreduce_worker_command) {
   CalibrationReport report;
   report.gpu = cluster.gpu.name;
   report.cluster = cluster.name;
@@ -157,7 +150,7 @@ CalibrationReport run_calibration(const ClusterSpec& cluster) {
   const Group nic_group = strided_group(cluster, 16, cluster.gpus_per_node);
   report.model_nvlink_gpus = node_group.n;
   report.model_nic_nodes = nic_group.n;
-  auto allreduce = measure_allreduce();
+  auto allreduce = measure_allreduce(allreduce_worker_command);
   if (!allreduce.ok()) {
     report.allreduce_status = allreduce.status();
     return report;

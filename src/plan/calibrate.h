@@ -49,8 +49,10 @@ struct CalibrationReport {
   Status allreduce_status;  // why `allreduce` is empty, when it is
 };
 
-// Takes a few seconds; the all-reduce runs `mpirun -np 2` of this program.
-CalibrationReport run_calibration(const ClusterSpec& cluster);
+// Takes a few seconds. `allreduce_worker_command`: a shell command that runs
+// the all-reduce worker on 2 ranks (`mpirun -np 2 ...`), whose output holds
+// allreduce_timing_line()s; the CLI knows how to start it.
+CalibrationReport run_calibration(const ClusterSpec& cluster, const std::string& allreduce_worker_command);
 
 // The all-reduce worker's side of the protocol: the sizes it times, and one
 // "allreduce <bytes> <seconds>" line per size on rank 0's stdout.

@@ -4,36 +4,16 @@
 
 #include "plan/collectives.h"
 #include "plan/kernel_model.h"
+#include "plan/plan_test_util.h"
 
 namespace sc::plan {
 namespace {
 
-struct Resolved {
-  PlanModel model;
-  ClusterSpec cluster;
-  Layout layout;
-  RunSpec run{8192, 1 << 24, 1e12};
-  MicroBatchDims dims;
-  CommGroups groups;
-  ParameterShare params;
-};
+using Resolved = testing::ResolvedLayout;
 
 Resolved resolved(const std::string& model_name, const std::string& cluster_name, int64_t gpus, Layout layout,
-            int64_t seq_len = 8192) {
-  Resolved s;
-  s.model = *resolve_plan_model(model_name);
-  s.cluster = *cluster_preset(cluster_name);
-  s.cluster.num_gpus = gpus;
-  s.run.seq_len = seq_len;
-  s.run.global_batch_tokens = 512 * seq_len;
-  const Status valid = validate_layout(s.model, s.cluster, s.run, &layout);
-  EXPECT_TRUE(valid.ok()) << valid.message();
-  s.layout = layout;
-  s.dims = micro_batch_dims(s.model, layout, s.run);
-  s.groups = comm_groups(s.cluster, layout);
-  s.params = parameter_share(count_parameters(s.model.config), s.dims,
-                             pipeline_shape(s.model.config.num_hidden_layers, layout.pp, layout.vp, false));
-  return s;
+                  int64_t seq_len = 8192) {
+  return testing::resolve_layout(model_name, cluster_name, gpus, layout, seq_len);
 }
 
 TEST(PlanLayerTime, FusedAttentionDoesHalfTheCausalSquareAtTheKernelsEfficiency) {

@@ -6,40 +6,18 @@
 #include <string>
 #include <tuple>
 
+#include "plan/plan_test_util.h"
+
 namespace sc::plan {
 namespace {
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
-struct Resolved {
-  PlanModel model;
-  ClusterSpec cluster;
-  Layout layout;
-  RunSpec run{8192, 1 << 22, 1e12};
-  MicroBatchDims dims;
-  CommGroups groups;
-  PipelineShape shape;
-  ParameterShare params;
-  int64_t micro_batches = 0;
-};
+using Resolved = testing::ResolvedLayout;
 
 Resolved resolved(const std::string& model_name, const std::string& cluster_name, int64_t gpus, Layout layout,
-            int64_t seq_len = 8192) {
-  Resolved s;
-  s.model = *resolve_plan_model(model_name);
-  s.cluster = *cluster_preset(cluster_name);
-  s.cluster.num_gpus = gpus;
-  s.run.seq_len = seq_len;
-  s.run.global_batch_tokens = 512 * seq_len;
-  const Status valid = validate_layout(s.model, s.cluster, s.run, &layout);
-  EXPECT_TRUE(valid.ok()) << valid.message();
-  s.layout = layout;
-  s.dims = micro_batch_dims(s.model, layout, s.run);
-  s.groups = comm_groups(s.cluster, layout);
-  s.shape = pipeline_shape(s.model.config.num_hidden_layers, layout.pp, layout.vp, layout.balance_pipeline);
-  s.params = parameter_share(count_parameters(s.model.config), s.dims, s.shape);
-  s.micro_batches = micro_batches_per_step(layout, s.run);
-  return s;
+                  int64_t seq_len = 8192) {
+  return testing::resolve_layout(model_name, cluster_name, gpus, layout, seq_len);
 }
 
 MemoryBreakdown fullest(const Resolved& s) {

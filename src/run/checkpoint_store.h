@@ -53,7 +53,7 @@ Status verify_checkpoint(const std::string& dir);
 Result<CheckpointInfo> find_latest_valid_checkpoint(const std::string& checkpoints_dir,
                                                     std::vector<std::string>* skipped);
 
-// What `generate` and `serve` accept: one checkpoint directory, a run's
+// What `generate` accepts (and `serve` will): one checkpoint directory, a run's
 // checkpoints/ directory, or a run directory; the newest valid checkpoint it
 // holds, verified. Skipped checkpoints are logged as warnings.
 Result<CheckpointInfo> resolve_checkpoint(const std::string& path);

@@ -1,6 +1,6 @@
 // The run directory: every file a training run leaves, by one name each
 // (docs/checkpoint_format.md). `train` writes a run, `launch` watches one,
-// `generate` and `serve` read one; all of them find its files here.
+// `generate` reads one (as `serve` will); all of them find its files here.
 //
 //   RUN/
 //     metrics.jsonl          one JSON object per optimizer step (run/metrics_log.h)

@@ -1,7 +1,7 @@
 // Text generation from a checkpoint: sampling and KV-cache bookkeeping over
 // the model's own inference path (model/inference.h): the prompt in one
 // prefill, then one decode per new token. One sequence in cache slot 0; the
-// HTTP server batches many over the same Inference.
+// HTTP server will batch many over the same Inference.
 #pragma once
 
 #include <cstdint>

@@ -10,15 +10,14 @@
 
 namespace sc {
 
-Result<double> Checkpointer::start(int64_t step, const CheckpointSource& source) {
-  const Clock stall;
+Result<double> Checkpointer::start(int64_t step, const CheckpointSource& source, const Stopwatch& stall) {
   SC_RETURN_IF_ERROR(flush());  // one checkpoint in flight at most
   SC_ASSIGN_OR_RETURN(const std::string dir, make_checkpoint_temp_dir(run_.checkpoints(), step));
   stage(source);
   writer_.start([this, dir, step] { return write_files(dir, step); });
   writing_step_ = step;
   writer_collected_ = false;
-  writing_clock_ = Clock();
+  writing_clock_ = Stopwatch();
   writing_stall_s_ = stall.seconds();
   return writing_stall_s_;
 }
@@ -86,19 +85,17 @@ Status Checkpointer::collect_writer() {
 
 Status Checkpointer::commit() {
   SC_RETURN_IF_ERROR(collect_writer());
-  const Clock commit;
-  if (root()) {
-    // Checksums every file into the manifest (reading them back from the page
-    // cache): part of the step loop's stall, reported apart from the staging.
-    SC_RETURN_IF_ERROR(commit_checkpoint(run_.checkpoints(), writing_step_, keep_last_));
-    events_.append({{"event", "checkpoint"},
-                    {"step", writing_step_},
-                    {"stall_s", writing_stall_s_ + commit.seconds()},
-                    {"commit_s", commit.seconds()},
-                    {"committed_after_s", writing_clock_.seconds()}});
-  }
-  last_committed_ = run_.checkpoints() + "/" + checkpoint_dir_name(writing_step_);
+  const Stopwatch commit;
+  // Checksums every file into the manifest (reading them back from the page
+  // cache): part of the step loop's stall, reported apart from the staging.
+  if (root()) SC_RETURN_IF_ERROR(commit_checkpoint(run_.checkpoints(), writing_step_, keep_last_));
   commit_s_ = commit.seconds();
+  events_.append({{"event", "checkpoint"},
+                  {"step", writing_step_},
+                  {"stall_s", writing_stall_s_ + *commit_s_},
+                  {"commit_s", *commit_s_},
+                  {"committed_after_s", writing_clock_.seconds()}});
+  last_committed_ = run_.checkpoints() + "/" + checkpoint_dir_name(writing_step_);
   log_info("checkpoint {} committed {:.2f} s after its step; the step loop stalled {:.0f} ms staging it and {:.0f} ms "
            "committing it", last_committed_, writing_clock_.seconds(), 1e3 * writing_stall_s_, 1e3 * *commit_s_);
   writing_step_ = -1;

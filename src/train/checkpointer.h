@@ -6,7 +6,6 @@
 // commits (run/checkpoint_store.h). At most one checkpoint is in flight.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -15,6 +14,7 @@
 
 #include "core/fault_injection.h"
 #include "core/status.h"
+#include "core/wall_clock.h"
 #include "dist/communicator.h"
 #include "model/config.h"
 #include "model/model.h"
@@ -46,8 +46,9 @@ class Checkpointer {
 
   // Stages this rank's part of checkpoint `step` and starts writing it. A
   // checkpoint still in flight is flushed first (a barrier: every rank calls
-  // this at the same step). Returns the stall: seconds the caller waited.
-  Result<double> start(int64_t step, const CheckpointSource& source);
+  // this at the same step). Returns the stall: seconds since `stall`, the
+  // caller's stopwatch started when it began waiting for the checkpoint.
+  Result<double> start(int64_t step, const CheckpointSource& source, const Stopwatch& stall = Stopwatch());
   // This rank's part, for the step's exchange: kWritten or kFailed once the
   // writer has finished, kBusy while it runs or when nothing is in flight.
   CheckpointPart poll();
@@ -64,10 +65,6 @@ class Checkpointer {
   std::optional<double> take_commit_s() { return std::exchange(commit_s_, std::nullopt); }
 
  private:
-  struct Clock {
-    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
-    double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); }
-  };
   bool root() const { return comm_.rank() == 0; }
   bool in_flight() const { return writing_step_ >= 0; }
   void stage(const CheckpointSource& source);
@@ -91,7 +88,7 @@ class Checkpointer {
   bool writer_collected_ = true;
   Status writer_status_;
   int64_t writing_step_ = -1;  // files being written or written, not committed
-  Clock writing_clock_;
+  Stopwatch writing_clock_;
   double writing_stall_s_ = 0;
   std::optional<double> commit_s_;
   std::string last_committed_;

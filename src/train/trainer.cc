@@ -2,7 +2,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <limits>
 
 #include "core/arena.h"
@@ -11,6 +10,7 @@
 #include "core/human_format.h"
 #include "core/log.h"
 #include "core/thread_pool.h"
+#include "core/wall_clock.h"
 #include "data/loader.h"
 #include "data/prepare.h"
 #include "dist/communicator.h"
@@ -45,11 +45,6 @@ constexpr CollectiveTimeout kCollectiveTimeout{std::chrono::minutes(10)};
 // Steps an expert may receive no tokens before the router is said to collapse.
 constexpr int64_t kRouterCollapseSteps = 50;
 
-struct Clock {
-  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
-  double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); }
-};
-
 // This rank's part of a step: its statistics for the exchange, and the time
 // its forward waited for parameters (not exchanged).
 struct LocalStep {
@@ -79,7 +74,7 @@ class Trainer {
         events_(root() ? EventLog(run_.events(), "trainer") : EventLog()) {}
 
   Status setup();
-  Status resume_from(const CheckpointInfo& checkpoint);
+  Status resume_from(const CheckpointInfo& checkpoint, const TrainerState& state);
   Result<TrainSummary> run();
 
  private:
@@ -144,7 +139,7 @@ class Trainer {
   HeartbeatWriter heartbeat_;
   std::optional<RouterHealth> router_health_;
   double elapsed_before_s_ = 0;  // training time of earlier (resumed) segments
-  Clock run_clock_;              // this segment's training time
+  Stopwatch run_clock_;              // this segment's training time
   // Last: its destructor waits for the writer, which reads the model and faults_.
   std::optional<Checkpointer> checkpointer_;
 };
@@ -253,10 +248,9 @@ Status Trainer::prepare_run_directory() {
   return comm_->barrier(kCollectiveTimeout);
 }
 
-Status Trainer::resume_from(const CheckpointInfo& checkpoint) {
+Status Trainer::resume_from(const CheckpointInfo& checkpoint, const TrainerState& state) {
   const std::string& dir = checkpoint.path;
   SC_RETURN_IF_ERROR(load_model_and_optimizer(dir, *model_, *adamw_));
-  SC_ASSIGN_OR_RETURN(const TrainerState state, TrainerState::load(dir));
   SC_ASSIGN_OR_RETURN(LoaderCursor cursor, LoaderCursor::from_json(state.data_cursor));
   SC_RETURN_IF_ERROR(train_data_->restore(cursor).with_context(dir));
   step_ = state.step;
@@ -284,7 +278,7 @@ Status Trainer::resume_from(const CheckpointInfo& checkpoint) {
 
 Result<TrainSummary> Trainer::run() {
   if (step_ == 0 && root()) SC_RETURN_IF_ERROR(metrics_.start_empty());
-  run_clock_ = Clock();
+  run_clock_ = Stopwatch();
   const int64_t first_step = step_;
   ProgressReport progress(static_cast<double>(flops_per_token_), peak_gflops_ * world() * 1e9, root());
   bool stopped_by_time = false;
@@ -317,7 +311,7 @@ Result<StepOutcome> Trainer::run_step() {
   // Communication that backward did not hide: the rest of the
   // reduce-scatters, the norm/statistics exchange, the parameter all-gather.
   heartbeat_.beat(step_, HeartbeatPhase::kCollective);
-  const Clock comm_wait;
+  const Stopwatch comm_wait;
   double sum_squares = 0;
   StepOutcome outcome;
   SC_ASSIGN_OR_RETURN(outcome.stats, exchange(mine, &sum_squares));
@@ -354,7 +348,7 @@ Result<LocalStep> Trainer::compute_gradients() {
                                targets_.data());
     // The parameter all-gathers of the last update finish layer by layer.
     SC_ASSIGN_OR_RETURN(CrossEntropySums sums, model_->forward(inputs_.data(), targets_.data(), [&](size_t end) {
-      const Clock wait;
+      const Stopwatch wait;
       Status status = sync_->params_needed(end, kCollectiveTimeout);
       mine.gather_wait_s += wait.seconds();
       return status;
@@ -510,8 +504,9 @@ Result<double> Trainer::evaluate() {
 }
 
 Result<double> Trainer::start_checkpoint() {
-  const Clock stall;
+  const Stopwatch stall;
   SC_RETURN_IF_ERROR(sync_->finish_gather_params(kCollectiveTimeout));  // the parameters it stages
+  SC_RETURN_IF_ERROR(checkpointer_->flush());  // one checkpoint in flight at most
   heartbeat_.beat(step_, HeartbeatPhase::kCheckpoint);
   TrainerState state{.step = step_,
                      .tokens_seen = tokens_seen_,
@@ -521,13 +516,13 @@ Result<double> Trainer::start_checkpoint() {
                      .seed = o_.seed,
                      .data_cursor = train_data_->cursor().to_json(),
                      .loss_guard = guard_.state()};
-  SC_RETURN_IF_ERROR(checkpointer_->start(step_, {.model = *model_,
-                                                  .adamw = *adamw_,
-                                                  .config = config_,
-                                                  .tokenizer_path = o_.data_dir + "/" + kPreparedTokenizerFile,
-                                                  .state = std::move(state)})
-                         .status());
-  return stall.seconds();
+  return checkpointer_->start(step_,
+                              {.model = *model_,
+                               .adamw = *adamw_,
+                               .config = config_,
+                               .tokenizer_path = o_.data_dir + "/" + kPreparedTokenizerFile,
+                               .state = std::move(state)},
+                              stall);
 }
 
 Status Trainer::rollback(const std::string& why) {
@@ -556,7 +551,8 @@ Status Trainer::rollback(const std::string& why) {
   const CheckpointInfo checkpoint{run_.checkpoints() + "/" + checkpoint_dir_name(target), target};
   const LoaderCursor past_the_bad_batches = train_data_->cursor();
   const int64_t from = step_;
-  SC_RETURN_IF_ERROR(resume_from(checkpoint));
+  SC_ASSIGN_OR_RETURN(const TrainerState state, TrainerState::load(checkpoint.path));
+  SC_RETURN_IF_ERROR(resume_from(checkpoint, state));
   SC_RETURN_IF_ERROR(train_data_->restore(past_the_bad_batches));
   // Training time of the kept steps: the checkpoint's, plus what follows.
   elapsed_before_s_ -= run_clock_.seconds();
@@ -605,7 +601,7 @@ Result<TrainSummary> run_training(const TrainRequest& request) {
   Trainer trainer(run.options, run.config, std::move(comm));
   auto result = [&]() -> Result<TrainSummary> {
     SC_RETURN_IF_ERROR(trainer.setup());
-    if (run.checkpoint) SC_RETURN_IF_ERROR(trainer.resume_from(*run.checkpoint));
+    if (run.checkpoint) SC_RETURN_IF_ERROR(trainer.resume_from(*run.checkpoint, *run.state));
     return trainer.run();
   }();
   // One rank's error ends the whole job with that rank's message, instead of
