@@ -107,6 +107,20 @@ TEST_F(LaunchCli, ACrashWhileWritingACheckpointRestartsFromThePreviousOne) {
   expect_same_final_state("uninterrupted", "torn");
 }
 
+TEST_F(LaunchCli, AJobKilledBeforeItsFirstCheckpointStartsOverInPlace) {
+  // The trainer refuses a directory holding another run's output; the
+  // launcher's restart replaces what its own first attempt left.
+  auto r = launch("kill:rank=1:step=3", "early", "--hang-timeout 60");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto attempts = events("early", "attempt");
+  ASSERT_EQ(attempts.size(), 2u) << r.output;
+  EXPECT_EQ(attempts[1]["resumed_from"], 0);
+  EXPECT_EQ(attempts[1]["command"].back(), "--overwrite");
+  EXPECT_EQ(events("early", "failure").size(), 1u);  // the history survives the overwrite
+  EXPECT_EQ(events("early", "overwrite").size(), 1u);
+  expect_same_final_state("uninterrupted", "early");
+}
+
 TEST_F(LaunchCli, ACommandThatFailsAtOnceIsNotRestarted) {
   auto r = launch("", "bad_flag", "--max-restarts 5", "--no-such-flag");
   EXPECT_NE(r.exit_code, 0);

@@ -50,7 +50,8 @@ TEST_F(TrainCli, TrainsWritesMetricsPlotAndCheckpoints) {
   auto again = testing::run_supercluster(fmt::format("train --config {} --data {} --out {} --steps 20",
                                                      dir_->file("tiny.json"), dir_->file("data"), dir_->file("run")));
   EXPECT_NE(again.exit_code, 0);
-  EXPECT_NE(again.output.find("already holds checkpoints"), std::string::npos) << again.output;
+  EXPECT_NE(again.output.find("already holds a run (checkpoints step_00000020, step_00000015, step_00000010; "
+                              "metrics.jsonl of 20 lines)"), std::string::npos) << again.output;
 }
 
 TEST_F(TrainCli, ResumedRunIsBitIdenticalToUninterrupted) {
@@ -207,6 +208,68 @@ TEST_F(TrainCli, MixtureOfExpertsTrainsResumesAndUsesMixtralNames) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_identical_tensors(dir_->file("moe/checkpoints/step_00000012/model.safetensors"),
                            dir_->file("moe_interrupted/checkpoints/step_00000012/model.safetensors"));
+}
+
+TEST_F(TrainCli, ANewRunNeverTruncatesOrPrunesAnotherRunUnlessToldToReplaceIt) {
+  train("previous", "--steps 10 --checkpoint-every 5");
+  const std::string checkpoints = dir_->file("previous/checkpoints");
+  // Checkpoints that cannot be verified (no manifest) still belong to a run.
+  fs::remove(checkpoints + "/step_00000010/manifest.json");
+  fs::remove(checkpoints + "/step_00000005/manifest.json");
+  const std::string metrics = testing::read_text(dir_->file("previous/metrics.jsonl"));
+  const std::string fresh = fmt::format("train --config {} --data {} --out {} --steps 4 --keep-checkpoints 1",
+                                        dir_->file("tiny.json"), dir_->file("data"), dir_->file("previous"));
+  auto refused = testing::run_supercluster(fresh);
+  EXPECT_EQ(refused.exit_code, 1) << refused.output;
+  EXPECT_NE(refused.output.find("already holds a run (checkpoints step_00000010 (not valid: "), std::string::npos)
+      << refused.output;
+  EXPECT_NE(refused.output.find("no manifest"), std::string::npos) << refused.output;
+  EXPECT_NE(refused.output.find("metrics.jsonl of 10 lines): pass --resume to continue it, --overwrite to replace it"),
+            std::string::npos) << refused.output;
+  EXPECT_TRUE(fs::exists(checkpoints + "/step_00000005/model.safetensors"));
+  EXPECT_TRUE(fs::exists(checkpoints + "/step_00000010/model.safetensors"));
+  EXPECT_EQ(testing::read_text(dir_->file("previous/metrics.jsonl")), metrics);
+  // Metrics alone (a run that died before its first checkpoint) count too.
+  fs::remove_all(checkpoints);
+  refused = testing::run_supercluster(fresh);
+  EXPECT_EQ(refused.exit_code, 1) << refused.output;
+  EXPECT_NE(refused.output.find("already holds a run (metrics.jsonl of 10 lines)"), std::string::npos) << refused.output;
+  EXPECT_EQ(testing::read_text(dir_->file("previous/metrics.jsonl")), metrics);
+  auto both = testing::run_supercluster(fresh + " --overwrite --resume");
+  EXPECT_EQ(both.exit_code, 1) << both.output;
+  EXPECT_NE(both.output.find("--resume and --overwrite exclude each other"), std::string::npos) << both.output;
+  // Told to, it replaces the previous run.
+  auto replaced = testing::run_supercluster(fresh + " --overwrite");
+  ASSERT_EQ(replaced.exit_code, 0) << replaced.output;
+  EXPECT_NE(replaced.output.find("--overwrite: removing the previous run"), std::string::npos) << replaced.output;
+  EXPECT_EQ(testing::read_text(checkpoints + "/latest"), "step_00000004\n");
+  size_t lines = 0;
+  for (char c : testing::read_text(dir_->file("previous/metrics.jsonl"))) lines += c == '\n';
+  EXPECT_EQ(lines, 4u);
+}
+
+TEST_F(TrainCli, AResumedRunKeepsItsModel) {
+  train("keeps_model", "--steps 6 --stop-at-step 3");
+  auto r = testing::run_supercluster(fmt::format("train --resume --out {} --config llama-mini",
+                                                 dir_->file("keeps_model")));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("--resume: 'config' is \"" + dir_->file("tiny.json") +
+                          "\" in the checkpoint and \"llama-mini\" on the command line"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(testing::read_text(dir_->file("keeps_model/checkpoints/latest")), "step_00000003\n");  // nothing trained
+  // A trainer_state.json whose step is negative is refused, not a crash.
+  const std::string checkpoints = dir_->file("keeps_model/checkpoints");
+  auto state = nlohmann::json::parse(testing::read_text(checkpoints + "/step_00000003/trainer_state.json"));
+  state["step"] = -5;
+  ASSERT_TRUE(testing::write_checkpoint(checkpoints, 3, [&](const std::string& dir) -> Status {
+    for (const auto& entry : fs::directory_iterator(checkpoints + "/step_00000003")) {
+      if (entry.path().filename() != "manifest.json") fs::copy_file(entry.path(), fs::path(dir) / entry.path().filename());
+    }
+    return write_file_atomic(dir + "/trainer_state.json", state.dump());
+  }).ok());
+  r = testing::run_supercluster(fmt::format("train --resume --out {}", dir_->file("keeps_model")));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("trainer_state.json: 'step' must be a non-negative integer"), std::string::npos) << r.output;
 }
 
 TEST_F(TrainCli, ResumeSkipsACorruptedNewestCheckpoint) {

@@ -15,6 +15,7 @@ CLI::App* add_train_command(CLI::App& root, CommandRunner* runner) {
   auto values = std::make_shared<TrainOptions>();
   auto resume = std::make_shared<bool>(false);
   auto dry_run = std::make_shared<bool>(false);
+  auto overwrite = std::make_shared<bool>(false);
   CLI::App* sub = root.add_subcommand("train", "Train a model on prepared token shards");
   auto options = std::make_shared<std::vector<std::pair<std::string, CLI::Option*>>>();
   auto add = [&](const std::string& flag, auto* field, const std::string& help) {
@@ -61,11 +62,15 @@ CLI::App* add_train_command(CLI::App& root, CommandRunner* runner) {
       "Skipped steps in a row before rolling back to the last checkpoint and going on past those batches "
       "(default 3)");
   sub->add_flag("--resume", *resume, "Continue the run in --out from its newest valid checkpoint");
+  sub->add_flag("--overwrite", *overwrite,
+                "Start a new run in --out even though it holds an earlier run, whose checkpoints, metrics.jsonl "
+                "and loss.svg are removed first");
   sub->add_flag("--dry-run", *dry_run, "Print parameters, FLOPs and memory for the config; allocate nothing");
 
-  *runner = [values, resume, dry_run, options]() -> Status {
+  *runner = [values, resume, dry_run, overwrite, options]() -> Status {
     TrainRequest request;
     request.resume = *resume;
+    request.overwrite = *overwrite;
     const nlohmann::json all = values->to_json();
     request.overrides = nlohmann::json::object();
     for (const auto& [key, option] : *options) {

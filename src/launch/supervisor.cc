@@ -212,7 +212,11 @@ class Supervisor::Launch {
   Next run_attempt_number(int attempt) {
     const int64_t start_step = newest_checkpoint_step(run_);
     std::vector<std::string> argv = o_.command;
-    if (start_step > 0 && !o_.resume_flag.empty() && !has_arg(argv, o_.resume_flag)) argv.push_back(o_.resume_flag);
+    if (start_step > 0 && !o_.resume_flag.empty() && !has_arg(argv, o_.resume_flag)) {
+      argv.push_back(o_.resume_flag);
+    } else if (start_step == 0 && attempt > 1 && !o_.start_over_flag.empty() && !has_arg(argv, o_.start_over_flag)) {
+      argv.push_back(o_.start_over_flag);
+    }
     if (Status s = clear_heartbeats(run_.heartbeats()); !s.ok()) {
       summary_.status = s.with_context("launch");
       return Next::kStop;

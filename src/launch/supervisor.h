@@ -28,6 +28,10 @@ struct SupervisorOptions {
   double backoff_max_s = 60;             // cap of the delay
   double kill_grace_s = 5;               // SIGTERM, then SIGKILL after this long
   std::string resume_flag = "--resume";  // appended when RUN/checkpoints holds a valid checkpoint
+  // Appended to a restart when there is no valid checkpoint to resume from:
+  // the job starts over, replacing what its own failed attempt left (the
+  // trainer refuses a directory holding another run's output without it).
+  std::string start_over_flag = "--overwrite";
   // Set (e.g. by a SIGINT handler) to stop the job and end the supervision.
   const std::atomic<bool>* stop_requested = nullptr;
   // Receives each line of the job's stdout and stderr; default: the

@@ -283,6 +283,21 @@ kill -9 $$
   EXPECT_DOUBLE_EQ(failures[1]["backoff_s"].get<double>(), 0.02);
 }
 
+TEST_F(SupervisorTest, ARestartWithNoCheckpointStartsOverWithTheStartOverFlag) {
+  // The first attempt dies before its first checkpoint; the second starts
+  // over (replacing what the first left) and the third, after a checkpoint,
+  // resumes.
+  make_template(4);
+  LaunchSummary s = run(R"SH(
+echo "attempt $attempt: $*" >> "$RUN/arguments"
+[ "$attempt" = 1 ] && { metric 1 0.5; kill -9 $$; }
+[ "$attempt" = 2 ] && { metric 1 0.5; checkpoint step_00000004; kill -9 $$; }
+exit 0
+)SH");
+  ASSERT_TRUE(s.status.ok()) << s.status.message();
+  EXPECT_EQ(testing::read_text(run_ + "/arguments"), "attempt 1: \nattempt 2: --overwrite\nattempt 3: --resume\n");
+}
+
 TEST_F(SupervisorTest, HungRankIsDetectedKilledEvenIfItIgnoresSigtermAndRestarted) {
   options_.hang_timeout_s = 1;
   options_.kill_grace_s = 0.3;

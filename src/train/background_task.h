@@ -18,8 +18,10 @@ class BackgroundTask {
   BackgroundTask& operator=(const BackgroundTask&) = delete;
   ~BackgroundTask() { (void)wait(); }
 
-  // Runs `task` on a new thread. The previous task must have been waited for.
+  // Runs `task` on a new thread, after waiting for the previous one (a
+  // thread must never be assigned over a running one).
   void start(std::function<Status()> task) {
+    (void)wait();
     finished_.store(false, std::memory_order_relaxed);
     running_ = true;
     thread_ = std::thread([this, task = std::move(task)] {

@@ -1,8 +1,7 @@
 #include "train/train_options.h"
 
-#include <filesystem>
-
 #include "core/log.h"
+#include "run/run_directory.h"
 #include "run/run_paths.h"
 
 namespace sc {
@@ -108,7 +107,7 @@ namespace {
 // Options that must not change across a resume, or the continued run would
 // not be the run that was checkpointed. (The batch is fixed as global_batch:
 // a resume on another number of ranks derives its own grad_accum from it.)
-constexpr const char* kFixedOnResume[] = {"global_batch", "seq_len", "seed", "data_dir"};
+constexpr const char* kFixedOnResume[] = {"config", "global_batch", "seq_len", "seed", "data_dir"};
 
 Result<ResolvedRun> resolve_resumed_run(const nlohmann::json& overrides, const std::string& out_dir) {
   if (out_dir.empty()) return Status::invalid("--resume needs --out, the run directory to continue");
@@ -148,15 +147,11 @@ Result<ResolvedRun> resolve_run(const nlohmann::json& overrides, bool resume) {
 }
 
 Status check_new_run_directory(const TrainOptions& options) {
-  const std::string checkpoints = RunPaths(options.out_dir).checkpoints();
-  std::error_code ec;
-  if (options.out_dir.empty() || !std::filesystem::exists(checkpoints, ec)) return Status();
-  std::vector<std::string> ignored;
-  if (find_latest_valid_checkpoint(checkpoints, &ignored).ok()) {
-    return Status::invalid("{} already holds checkpoints: pass --resume to continue that run, or choose another --out",
-                           options.out_dir);
-  }
-  return Status();
+  if (options.out_dir.empty()) return Status();
+  const ExistingRun existing = find_existing_run(RunPaths(options.out_dir));
+  if (existing.empty()) return Status();
+  return Status::invalid("{} already holds a run ({}): pass --resume to continue it, --overwrite to replace it, or "
+                         "choose another --out", options.out_dir, existing.describe());
 }
 
 Status check_grad_accum_flag(const TrainOptions& options, const nlohmann::json& overrides, bool resume, int ranks) {

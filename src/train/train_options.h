@@ -71,7 +71,8 @@ struct ResolvedRun {
 };
 // `overrides`: the flags given, as TrainOptions keys.
 Result<ResolvedRun> resolve_run(const nlohmann::json& overrides, bool resume);
-// A new run must not start in a directory that holds a run's checkpoints.
+// A new run must not start in a directory that holds another run's
+// checkpoints (valid or not) or metrics: an error naming them.
 Status check_new_run_directory(const TrainOptions& options);
 
 // An explicit --grad-accum must agree with the global batch on `ranks` ranks.

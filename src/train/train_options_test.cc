@@ -59,7 +59,8 @@ TEST(TrainOptions, AResumedRunTakesTheCheckpointsOptionsAndKeepsWhatMustNotChang
   saved.lr = 0.125;
   write_run_checkpoint(saved.out_dir, 10, saved);
   // A new run into that directory is refused; --resume continues it.
-  EXPECT_NE(check_new_run_directory(saved).message().find("already holds checkpoints"), std::string::npos);
+  EXPECT_NE(check_new_run_directory(saved).message().find("already holds a run (checkpoint step_00000010)"),
+            std::string::npos) << check_new_run_directory(saved).message();
   auto resumed = resolve_run({{"out_dir", saved.out_dir}, {"steps", 2000}}, true);
   ASSERT_TRUE(resumed.ok()) << resumed.status().message();
   EXPECT_EQ(resumed->checkpoint->step, 10);

@@ -20,6 +20,7 @@
 #include "run/checkpoint_store.h"
 #include "run/event_log.h"
 #include "run/heartbeat.h"
+#include "run/run_directory.h"
 #include "run/metrics_log.h"
 #include "run/run_paths.h"
 #include "train/adamw.h"
@@ -65,8 +66,9 @@ struct StepOutcome {
 
 class Trainer {
  public:
-  Trainer(TrainOptions options, ModelConfig config, std::unique_ptr<Communicator> comm)
-      : o_(std::move(options)),
+  Trainer(TrainOptions options, ModelConfig config, std::unique_ptr<Communicator> comm, bool overwrite)
+      : overwrite_(overwrite),
+        o_(std::move(options)),
         config_(std::move(config)),
         comm_(std::move(comm)),
         run_(o_.out_dir),
@@ -108,6 +110,7 @@ class Trainer {
   Status write_loss_plot();
   TrainSummary summary(int64_t first_step, double seconds, double last_val) const;
 
+  bool overwrite_;  // --overwrite: rank 0 removes the previous run's outputs first
   TrainOptions o_;
   ModelConfig config_;
   // Data parallelism (train/data_parallel.h): every rank holds the whole
@@ -241,6 +244,14 @@ void Trainer::log_setup(size_t threads) const {
 Status Trainer::prepare_run_directory() {
   if (root()) {
     SC_RETURN_IF_ERROR(ensure_writable_directory(o_.out_dir));
+    if (overwrite_) {
+      const ExistingRun previous = find_existing_run(run_);
+      if (!previous.empty()) {
+        log_warn("--overwrite: removing the previous run in {}: {}", o_.out_dir, previous.describe());
+        events_.append({{"event", "overwrite"}, {"removed", previous.describe()}});
+      }
+      SC_RETURN_IF_ERROR(remove_run_outputs(run_));
+    }
     // Left by a crashed earlier attempt; gone before any rank writes a new one.
     remove_uncommitted_checkpoints(run_.checkpoints());
   }
@@ -592,13 +603,14 @@ Result<std::string> training_dry_run(const TrainRequest& request) {
 }
 
 Result<TrainSummary> run_training(const TrainRequest& request) {
+  if (request.resume && request.overwrite) return Status::invalid("--resume and --overwrite exclude each other");
   SC_ASSIGN_OR_RETURN(ResolvedRun run, resolve_run(request.overrides, request.resume));
-  if (!request.resume) SC_RETURN_IF_ERROR(check_new_run_directory(run.options));
+  if (!request.resume && !request.overwrite) SC_RETURN_IF_ERROR(check_new_run_directory(run.options));
   SC_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, make_communicator());
   Communicator* comm_view = comm.get();
   if (comm->rank() != 0) set_log_level(LogLevel::kWarn);
   SC_RETURN_IF_ERROR(check_grad_accum_flag(run.options, request.overrides, request.resume, comm->size()));
-  Trainer trainer(run.options, run.config, std::move(comm));
+  Trainer trainer(run.options, run.config, std::move(comm), request.overwrite);
   auto result = [&]() -> Result<TrainSummary> {
     SC_RETURN_IF_ERROR(trainer.setup());
     if (run.checkpoint) SC_RETURN_IF_ERROR(trainer.resume_from(*run.checkpoint, *run.state));

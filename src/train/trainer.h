@@ -13,6 +13,7 @@ namespace sc {
 struct TrainRequest {
   nlohmann::json overrides;  // flags given on the command line, as TrainOptions keys
   bool resume = false;       // continue from the newest valid checkpoint in --out
+  bool overwrite = false;    // a new run replaces what --out holds (checkpoints, metrics, events, plot)
 };
 
 struct TrainSummary {
