@@ -24,6 +24,9 @@ echo "== train: grok-mini on $data_dir -> $run_dir (at most $time_limit minutes)
 resume=()
 if [[ -f "$run_dir/checkpoints/latest" ]]; then
   resume=(--resume)  # a run left by an earlier quickstart continues instead of starting over
+elif [[ -e "$run_dir/metrics.jsonl" || -d "$run_dir/checkpoints" ]]; then
+  echo "(an earlier run in $run_dir stopped before its first checkpoint: starting over)"
+  resume=(--overwrite)
 fi
 build/supercluster train --config grok-mini --data "$data_dir" --out "$run_dir" \
   --steps "$steps" --batch-size 8 --seq-len 256 --lr 2e-3 --eval-every 100 --checkpoint-every 250 \
