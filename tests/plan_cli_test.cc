@@ -154,7 +154,7 @@ TEST(PlanCli, CalibrateMeasuresThisMachineBesideTheModel) {
 TEST(PlanCli, ClusterFileErrorsNameTheField) {
   testing::TempDir dir;
   testing::write_text(dir.file("bad.json"), R"({"base": "colossus-100k", "num_gpus": -8})");
-  expect_error("--cluster " + dir.file("bad.json") + " --tp 8", "'num_gpus' must be a positive integer");
+  expect_error("--cluster " + dir.file("bad.json") + " --tp 8", "'num_gpus' must be an integer in [1, 10000000]");
   testing::write_text(dir.file("typo.json"), R"({"gpu": "h100-sxm", "num_gpus": 64, "pue_ratio": 1.2})");
   expect_error("--cluster " + dir.file("typo.json") + " --tp 8", "'pue_ratio' is not a cluster field");
 }
@@ -174,6 +174,73 @@ TEST(PlanCli, SearchRanksLayoutsAndExplainsRejections) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("rank"), std::string::npos);
   EXPECT_NE(r.output.find("rejected"), std::string::npos);
+}
+
+// Issue 15's untrusted input. Each case must end within a minute (`timeout`
+// exits 124 otherwise), with exit code 1 and one line naming the flag, file
+// or field: no abort, no hang, no page of output.
+void expect_one_line_error(const std::string& args, const std::string& names) {
+  auto r = testing::run_command("timeout 60 " + std::string(SUPERCLUSTER_BINARY) + " plan " + args);
+  EXPECT_EQ(r.exit_code, 1) << args.substr(0, 200) << "\n" << r.output.substr(0, 2000);
+  EXPECT_EQ(r.output.rfind("error: ", 0), 0u) << r.output.substr(0, 2000);
+  EXPECT_EQ(r.output.find('\n'), r.output.size() - 1) << "more than one line:\n" << r.output.substr(0, 2000);
+  EXPECT_LT(r.output.size(), 500u) << r.output.substr(0, 2000);
+  EXPECT_NE(r.output.find(names), std::string::npos) << "expected: " << names << "\ngot: " << r.output.substr(0, 2000);
+}
+
+// Items 4 and 14: cluster files, field by field.
+TEST(PlanCli, ClusterFilesOfTheWrongTypeOrRangeAreOneLineErrors) {
+  testing::TempDir dir;
+  const struct {
+    const char* json;
+    const char* error;
+  } cases[] = {
+      // Aborted with nlohmann::json::type_error (exit 134).
+      {R"({"base": "colossus-100k", "name": 5})", "'name' must be a string of at most 256 bytes (got number 5)"},
+      {R"({"base": "colossus-100k", "failures": [{"name": 5, "rate_per_hour": 1e-6}]})",
+       "'failures[0]': 'name' must be a string"},
+      // 735,000,000 MW.
+      {R"({"base": "colossus-100k", "gpus_per_node": 1e12})", "'gpus_per_node' must be an integer in [1, 576]"},
+      // Overflowed the search's doubling loop and filled memory.
+      {R"({"base": "colossus-100k", "gpus_per_node": 4611686018427387904})",
+       "'gpus_per_node' must be an integer in [1, 576] (got number 4611686018427387904)"},
+      // 200-digit step times.
+      {R"({"base": "colossus-100k", "scale_out_gbps": 1e-300})", "'scale_out_gbps' must be a number in [1, 10000]"},
+      {R"({"base": "colossus-100k", "num_gpus": 1000000000000})", "'num_gpus' must be an integer in [1, 10000000]"},
+      {R"({"base": "colossus-100k", "pue": 1e308})", "'pue' must be a number in [1, 3]"},
+  };
+  for (const auto& c : cases) {
+    testing::write_text(dir.file("cluster.json"), c.json);
+    expect_one_line_error("--model grok-1 --cluster " + dir.file("cluster.json"), std::string("cluster.json: ") + c.error);
+  }
+  // A name longer than a file name can be, and a symlink loop: both threw
+  // filesystem_error out of std::filesystem::exists.
+  expect_one_line_error("--model grok-1 --cluster " + std::string(300, 'c'), "is neither a preset nor a readable file");
+  std::filesystem::create_symlink(dir.file("b.json"), dir.file("a.json"));
+  std::filesystem::create_symlink(dir.file("a.json"), dir.file("b.json"));
+  expect_one_line_error("--model grok-1 --cluster " + dir.file("a.json"), "is neither a preset nor a readable file");
+}
+
+// Item 1: JSON nested 100,000 deep, as the planner's cluster file and as its
+// model file. The cluster file goes through parse_json here.
+TEST(PlanCli, DeeplyNestedClusterJsonIsAnError) {
+  testing::TempDir dir;
+  const int depth = 100000;
+  testing::write_text(dir.file("x.json"),
+                      "{\"model_type\": " + std::string(depth, '[') + std::string(depth, ']') + "}");
+  expect_one_line_error("--model grok-1 --cluster " + dir.file("x.json"), "x.json: JSON nested more than 64 levels deep");
+}
+
+// The model file is read by ModelConfig (src/model/config.cc), whose fix is
+// the model loader's part of issue 15 (branch in-numbers or in-fuzz): until
+// it is merged this crashes with a stack overflow, so the test is disabled
+// here and enabled at the merge.
+TEST(PlanCli, DISABLED_DeeplyNestedModelJsonIsAnError) {
+  testing::TempDir dir;
+  const int depth = 100000;
+  testing::write_text(dir.file("x.json"),
+                      "{\"model_type\": " + std::string(depth, '[') + std::string(depth, ']') + "}");
+  expect_one_line_error("--model " + dir.file("x.json"), "x.json");
 }
 
 }  // namespace
