@@ -77,9 +77,9 @@ TEST(PlanCli, ImpossibleLayoutsNameTheFlag) {
   expect_error("--model grok-1 --gpus 64 --tp 8 --vp 2", "--vp 2 needs --pp > 1");
   expect_error("--model grok-1 --gpus 64 --tp 8 --pp 128 --dp 1", "--tp 8 x --pp 128 x --dp 1 x --cp 1 = 1024 is not --gpus 64");
   expect_error("--model llama3-405b --gpus 1024 --tp 8 --pp 128", "--pp 128 x --vp 1 is more stages than num_hidden_layers 126");
-  expect_error("--model grok-1 --gpus 64 --tp 8 --zero 4", "--zero must be 0, 1, 2 or 3");
+  expect_error("--model grok-1 --gpus 64 --tp 8 --zero 4", "--zero must be an integer in [0, 3]");
   expect_error("--model grok-1 --gpus 64 --tp 8 --software bogus", "unknown --software 'bogus'");
-  expect_error("--model grok-1 --sweep gpus=64,x", "--sweep: 'x' is not a positive GPU count");
+  expect_error("--model grok-1 --sweep gpus=64,x", "--sweep: 'x' is not a GPU count in [1, 10000000]");
   expect_error("--model grok-1 --sweep nodes=8", "--sweep must be gpus=N1,N2,...");
 }
 
