@@ -3,6 +3,7 @@
 // --calibrate; --html writes the report beside any of the first three.
 #include <fmt/format.h>
 
+#include <map>
 #include <memory>
 
 #include "cli/commands.h"
@@ -12,6 +13,7 @@
 #include "plan/cost_model.h"
 #include "plan/hardware.h"
 #include "plan/html_report.h"
+#include "plan/input_ranges.h"
 #include "plan/plan_model.h"
 #include "plan/search.h"
 #include "plan/sweep.h"
@@ -25,6 +27,10 @@ struct PlanFlags {
   std::string model = "grok-1";
   std::string cluster = "colossus-100k";
   std::string gpu;
+  // The numbers as typed, by flag, only those given: read_flags() reads
+  // them into the fields below, each checked against its range.
+  std::map<std::string, std::string> numbers;
+  // Not given: 0 (-1 for zero and gpu_hour_usd, where 0 is a value).
   int64_t gpus = 0;
   int64_t tp = 0, pp = 0, vp = 0, dp = 0, ep = 0, cp = 0, micro_batch = 0, zero = -1;
   int64_t seq_len = 0;
@@ -42,24 +48,60 @@ struct PlanFlags {
   bool validate = false;
   bool calibrate = false;
   bool calibrate_worker = false;
-  // Size flags given explicitly as 0 (0 otherwise means "search it" or "the
-  // default"), found after parsing.
-  std::vector<std::string> given_zero;
 };
+
+// Every number flag, its field and its range (docs/plan.md, "Input ranges").
+struct IntegerFlag {
+  const char* name;
+  int64_t PlanFlags::*field;
+  plan::IntegerRange range;
+};
+const IntegerFlag kIntegerFlags[] = {
+    {"--gpus", &PlanFlags::gpus, plan::kGpusRange},
+    {"--tp", &PlanFlags::tp, plan::kParallelDegreeRange},
+    {"--pp", &PlanFlags::pp, plan::kParallelDegreeRange},
+    {"--vp", &PlanFlags::vp, plan::kVirtualStagesRange},
+    {"--dp", &PlanFlags::dp, plan::kParallelDegreeRange},
+    {"--ep", &PlanFlags::ep, plan::kParallelDegreeRange},
+    {"--cp", &PlanFlags::cp, plan::kParallelDegreeRange},
+    {"--micro-batch", &PlanFlags::micro_batch, plan::kMicroBatchRange},
+    {"--global-batch-tokens", &PlanFlags::global_batch_tokens, plan::kGlobalBatchTokensRange},
+    {"--seq-len", &PlanFlags::seq_len, plan::kSeqLenRange},
+    {"--zero", &PlanFlags::zero, plan::kZeroRange},
+};
+struct NumberFlag {
+  const char* name;
+  double PlanFlags::*field;
+  plan::NumberRange range;
+};
+const NumberFlag kNumberFlags[] = {
+    {"--train-tokens", &PlanFlags::train_tokens, plan::kTrainTokensRange},
+    {"--gpu-hour-usd", &PlanFlags::gpu_hour_usd, plan::kGpuHourUsdRange},
+};
+
+// A path or name longer than any file system takes is a mistake, and an
+// error message must not repeat it.
+constexpr size_t kMaxPathBytes = 4096;
 
 // The sizes the HTML report's scaling curve uses when --sweep is not given.
 const char* kDefaultSweep = "gpus=1024,4096,16384,100000";
 
-Status check_sizes(const PlanFlags& f) {
-  if (!f.given_zero.empty()) return Status::invalid("{} must be positive (got 0)", f.given_zero.front());
-  for (auto [flag, v] : {std::pair{"--gpus", f.gpus}, {"--tp", f.tp}, {"--pp", f.pp}, {"--vp", f.vp}, {"--dp", f.dp},
-                         {"--ep", f.ep}, {"--cp", f.cp}, {"--micro-batch", f.micro_batch}, {"--seq-len", f.seq_len},
-                         {"--global-batch-tokens", f.global_batch_tokens}}) {
-    if (v < 0) return Status::invalid("{} must be positive (got {})", flag, v);
+Status read_flags(PlanFlags* f) {
+  for (const auto& flag : kIntegerFlags) {
+    const auto it = f->numbers.find(flag.name);
+    if (it == f->numbers.end()) continue;
+    SC_ASSIGN_OR_RETURN(f->*flag.field, plan::parse_integer_flag(flag.name, it->second, flag.range));
   }
-  if (f.train_tokens < 0) return Status::invalid("--train-tokens must be positive (got {})", f.train_tokens);
-  if (f.gpu_hour_usd < 0 && f.gpu_hour_usd != -1)
-    return Status::invalid("--gpu-hour-usd must not be negative (got {})", f.gpu_hour_usd);
+  for (const auto& flag : kNumberFlags) {
+    const auto it = f->numbers.find(flag.name);
+    if (it == f->numbers.end()) continue;
+    SC_ASSIGN_OR_RETURN(f->*flag.field, plan::parse_number_flag(flag.name, it->second, flag.range));
+  }
+  for (auto [flag, text] : {std::pair{"--model", &f->model}, {"--cluster", &f->cluster}, {"--html", &f->html}}) {
+    if (text->size() > kMaxPathBytes)
+      return Status::invalid("{} must be a name or a path of at most {} bytes (got {} bytes)", flag, kMaxPathBytes,
+                             text->size());
+  }
   return Status();
 }
 
@@ -121,7 +163,6 @@ void print_search(const plan::PlanModel& model, const plan::ClusterSpec& cluster
 Status run_plan(const PlanFlags& f) {
   if (f.calibrate_worker) return run_allreduce_calibration_worker();
   if (f.validate) return print_validation(f.json);
-  SC_RETURN_IF_ERROR(check_sizes(f));
   SC_ASSIGN_OR_RETURN(plan::ClusterSpec cluster, plan::resolve_cluster(f.cluster));
   if (!f.gpu.empty()) {
     SC_ASSIGN_OR_RETURN(cluster.gpu, plan::gpu_by_name(f.gpu));
@@ -133,6 +174,11 @@ Status run_plan(const PlanFlags& f) {
   SC_ASSIGN_OR_RETURN(plan::PlanModel model, plan::resolve_plan_model(f.model));
   plan::RunSpec run;
   run.seq_len = f.seq_len != 0 ? f.seq_len : model.default_seq_len;
+  if (f.seq_len == 0 && (run.seq_len < plan::kSeqLenRange.min || run.seq_len > plan::kSeqLenRange.max)) {
+    return Status::invalid(
+        "--seq-len must be given: the default of model {} (max_position_embeddings {}) is outside [{}, {}]",
+        plan::quote_input(model.name), run.seq_len, plan::kSeqLenRange.min, plan::kSeqLenRange.max);
+  }
   // 16M tokens (2^24), Llama 3 405B's batch, unless given.
   run.global_batch_tokens = f.global_batch_tokens != 0 ? f.global_batch_tokens
                                                         : (int64_t{1} << 24) / run.seq_len * run.seq_len;
@@ -159,6 +205,7 @@ Status run_plan(const PlanFlags& f) {
   const bool layout_given = f.tp || f.pp || f.dp || f.ep || f.cp;
   std::optional<plan::Plan> main_plan;
   if (f.search || !layout_given) {
+    SC_RETURN_IF_ERROR(plan::validate_search_space(model, cluster, run, space));
     plan::SearchResult result = plan::search_layouts(model, cluster, run, space);
     if (result.fitting.empty() && f.sweep.empty()) return nothing_fits(model, cluster, result);
     if (!result.fitting.empty()) main_plan = result.fitting.front();
@@ -226,20 +273,26 @@ CLI::App* add_plan_command(CLI::App& root, CommandRunner* runner) {
                   "Cluster preset (colossus-100k, oracle-24k, selene-a100, llama3-h100, dgx-h100) or .json")
       ->capture_default_str();
   sub->add_option("--gpu", f->gpu, "GPU type: a100-40gb, a100-80gb, h100-sxm, h200, b200 (default: the cluster's)");
-  sub->add_option("--gpus", f->gpus, "GPUs to use (default: the cluster's)");
-  sub->add_option("--tp", f->tp, "Tensor parallel size (with sequence parallelism)");
-  sub->add_option("--pp", f->pp, "Pipeline stages");
-  sub->add_option("--vp", f->vp, "Virtual stages per pipeline rank (interleaved schedule)");
-  sub->add_option("--dp", f->dp, "Data parallel size (default: GPUs / (tp x pp x cp))");
-  sub->add_option("--ep", f->ep, "Expert parallel size (MoE)");
-  sub->add_option("--cp", f->cp, "Context parallel size");
-  sub->add_option("--micro-batch", f->micro_batch, "Sequences per micro-batch");
-  sub->add_option("--global-batch-tokens", f->global_batch_tokens, "Tokens per optimizer step (default 2^24)");
-  sub->add_option("--seq-len", f->seq_len, "Sequence length (default: the model's)");
+  // Numbers are taken as text and parsed by read_flags(), which checks
+  // type, finiteness and range the same way for every one of them.
+  auto number = [&](const char* name, const char* type, const char* help) {
+    return sub->add_option_function<std::string>(
+        name, [f, name](const std::string& text) { f->numbers[name] = text; }, help)->type_name(type);
+  };
+  number("--gpus", "INT", "GPUs to use (default: the cluster's)");
+  number("--tp", "INT", "Tensor parallel size (with sequence parallelism)");
+  number("--pp", "INT", "Pipeline stages");
+  number("--vp", "INT", "Virtual stages per pipeline rank (interleaved schedule)");
+  number("--dp", "INT", "Data parallel size (default: GPUs / (tp x pp x cp))");
+  number("--ep", "INT", "Expert parallel size (MoE)");
+  number("--cp", "INT", "Context parallel size");
+  number("--micro-batch", "INT", "Sequences per micro-batch");
+  number("--global-batch-tokens", "INT", "Tokens per optimizer step (default 2^24)");
+  number("--seq-len", "INT", "Sequence length (default: the model's)");
   sub->add_option("--recompute", f->recompute, "Activation recomputation: none, selective, full (default selective)");
-  sub->add_option("--zero", f->zero, "ZeRO stage 0-3 over the data-parallel group (default 1)");
-  sub->add_option("--train-tokens", f->train_tokens, "Tokens to train on (default 20 per active parameter)");
-  sub->add_option("--gpu-hour-usd", f->gpu_hour_usd, "Price of a GPU-hour (default: the cluster's)");
+  number("--zero", "INT", "ZeRO stage 0-3 over the data-parallel group (default 1)");
+  number("--train-tokens", "FLOAT", "Tokens to train on (default 20 per active parameter)");
+  number("--gpu-hour-usd", "FLOAT", "Price of a GPU-hour (default: the cluster's)");
   sub->add_option("--software", f->software, "Training software: current, llama3-2024 or megatron-2021")
       ->capture_default_str();
   sub->add_flag("--no-overlap-dp", f->no_overlap_dp, "Data-parallel communication does not overlap compute (2021 Megatron)");
@@ -254,20 +307,8 @@ CLI::App* add_plan_command(CLI::App& root, CommandRunner* runner) {
                 "Measure this machine's GEMM, attention and 2-rank MPI all-reduce beside the model's curves");
   sub->add_flag("--calibrate-allreduce-worker", f->calibrate_worker, "(internal: one rank of --calibrate)")
       ->group("");
-  // Sizes for which 0 is not "unset" but a mistake.
-  std::vector<std::pair<CLI::Option*, const int64_t*>> sizes;
-  for (const char* name : {"--gpus", "--tp", "--pp", "--vp", "--dp", "--ep", "--cp", "--micro-batch", "--seq-len",
-                           "--global-batch-tokens"})
-    sizes.emplace_back(sub->get_option(name), nullptr);
-  const int64_t* fields[] = {&f->gpus, &f->tp, &f->pp, &f->vp, &f->dp, &f->ep, &f->cp, &f->micro_batch, &f->seq_len,
-                             &f->global_batch_tokens};
-  for (size_t i = 0; i < sizes.size(); ++i) sizes[i].second = fields[i];
-  CLI::Option* train_tokens = sub->get_option("--train-tokens");
-  *runner = [f, sizes, train_tokens]() {
-    f->given_zero.clear();
-    for (const auto& [option, field] : sizes)
-      if (option->count() > 0 && *field == 0) f->given_zero.push_back(option->get_name());
-    if (train_tokens->count() > 0 && f->train_tokens == 0) f->given_zero.push_back("--train-tokens");
+  *runner = [f]() {
+    SC_RETURN_IF_ERROR(read_flags(f.get()));
     return run_plan(*f);
   };
   return sub;

@@ -1,7 +1,12 @@
 #include "plan/cost_model.h"
 
+#include <fmt/format.h>
+
+#include <optional>
+
 #include "model/counts.h"
 #include "plan/gpu_share.h"
+#include "plan/input_ranges.h"
 #include "plan/layer_time.h"
 #include "plan/memory_model.h"
 #include "plan/pipeline.h"
@@ -23,73 +28,124 @@ Result<Recompute> parse_recompute(const std::string& name) {
   if (name == "none") return Recompute::kNone;
   if (name == "selective") return Recompute::kSelective;
   if (name == "full") return Recompute::kFull;
-  return Status::invalid("--recompute must be none, selective or full (got '{}')", name);
+  return Status::invalid("--recompute must be none, selective or full (got {})", quote_input(name));
 }
 
-Status validate_layout(const PlanModel& model, const ClusterSpec& cluster, const RunSpec& run, Layout* layout) {
-  const ModelConfig& c = model.config;
-  auto positive = [](const char* flag, int64_t v) -> Status {
-    if (v <= 0) return Status::invalid("{} must be positive (got {})", flag, v);
-    return Status();
-  };
-  SC_RETURN_IF_ERROR(positive("--gpus", cluster.num_gpus));
-  SC_RETURN_IF_ERROR(positive("--tp", layout->tp));
-  SC_RETURN_IF_ERROR(positive("--pp", layout->pp));
-  SC_RETURN_IF_ERROR(positive("--vp", layout->vp));
-  SC_RETURN_IF_ERROR(positive("--ep", layout->ep));
-  SC_RETURN_IF_ERROR(positive("--cp", layout->cp));
-  SC_RETURN_IF_ERROR(positive("--micro-batch", layout->micro_batch));
-  SC_RETURN_IF_ERROR(positive("--seq-len", run.seq_len));
-  SC_RETURN_IF_ERROR(positive("--global-batch-tokens", run.global_batch_tokens));
-  if (!(run.train_tokens > 0)) return Status::invalid("--train-tokens must be positive (got {})", run.train_tokens);
-  if (layout->dp < 0) return Status::invalid("--dp must be positive (got {})", layout->dp);
-  if (layout->zero < 0 || layout->zero > 3) return Status::invalid("--zero must be 0, 1, 2 or 3 (got {})", layout->zero);
-  const int64_t model_parallel = layout->tp * layout->pp * layout->cp;
+namespace {
+
+// The largest divisor of n that is at most limit (n, limit >= 1). Divisors
+// come in pairs i <= sqrt(n) <= n / i; walking i up meets the large ones in
+// decreasing order, so this takes at most sqrt(n) steps, however large the
+// limit (a count-down from the limit took one step per GPU).
+int64_t largest_divisor_at_most(int64_t n, int64_t limit) {
+  if (limit >= n) return n;
+  int64_t best = 1;
+  for (int64_t i = 1; i <= n / i; ++i) {
+    if (n % i != 0) continue;
+    if (n / i <= limit) return n / i;
+    if (i <= limit) best = i;
+  }
+  return best;
+}
+
+// a x b, or nothing when that overflows.
+std::optional<int64_t> product(int64_t a, int64_t b) {
+  int64_t out = 0;
+  if (__builtin_mul_overflow(a, b, &out)) return std::nullopt;
+  return out;
+}
+
+}  // namespace
+
+Status validate_run(const RunSpec& run) {
+  SC_RETURN_IF_ERROR(check_integer("--seq-len", run.seq_len, kSeqLenRange));
+  SC_RETURN_IF_ERROR(check_integer("--global-batch-tokens", run.global_batch_tokens, kGlobalBatchTokensRange));
+  SC_RETURN_IF_ERROR(check_number("--train-tokens", run.train_tokens, kTrainTokensRange));
   if (run.global_batch_tokens % run.seq_len != 0)
     return Status::invalid("--global-batch-tokens {} is not a multiple of --seq-len {}", run.global_batch_tokens,
                            run.seq_len);
+  return Status();
+}
+
+Status validate_tp(const PlanModel& model, const ClusterSpec& cluster, int64_t tp) {
+  const ModelConfig& c = model.config;
+  if (c.num_attention_heads % tp != 0)
+    return Status::invalid("--tp {} does not divide num_attention_heads {}", tp, c.num_attention_heads);
+  if (c.num_key_value_heads % tp != 0 && tp % c.num_key_value_heads != 0)
+    return Status::invalid("--tp {} and num_key_value_heads {}: neither divides the other", tp, c.num_key_value_heads);
+  if (model.mlp_width % tp != 0) return Status::invalid("--tp {} does not divide the MLP width {}", tp, model.mlp_width);
+  // The tensor-parallel group's collectives run every layer: on NVLink.
+  if (tp > cluster.gpus_per_node)
+    return Status::invalid("--tp {} is more than the {} GPUs of a node: tensor parallelism stays inside a node's NVLink",
+                           tp, cluster.gpus_per_node);
+  return Status();
+}
+
+Status validate_stages(const PlanModel& model, int64_t pp, int64_t vp, bool balance_pipeline) {
+  const int64_t layers = model.config.num_hidden_layers;
+  const int64_t layer_slots = layers + (balance_pipeline && pp > 1 ? 2 : 0);
+  const std::optional<int64_t> stages = product(pp, vp);
+  if (!stages || *stages > layer_slots)
+    return Status::invalid("--pp {} x --vp {} is more stages than num_hidden_layers {}", pp, vp, layers);
+  if (vp > 1 && pp == 1) return Status::invalid("--vp {} needs --pp > 1 (interleaving a pipeline)", vp);
+  return Status();
+}
+
+Status validate_ep(const PlanModel& model, int64_t ep) {
+  const ModelConfig& c = model.config;
+  if (ep > 1 && !c.is_moe())
+    return Status::invalid("--ep {} needs a mixture-of-experts model ({} is dense)", ep, model.name);
+  if (c.is_moe() && c.num_experts % ep != 0)
+    return Status::invalid("--ep {} does not divide num_experts {}", ep, c.num_experts);
+  return Status();
+}
+
+Status validate_cp(const RunSpec& run, int64_t cp) {
+  if (cp > 1 && run.seq_len % (2 * cp) != 0)
+    return Status::invalid("--cp {}: --seq-len {} must split into 2 x cp equal chunks", cp, run.seq_len);
+  return Status();
+}
+
+Status validate_layout(const PlanModel& model, const ClusterSpec& cluster, const RunSpec& run, Layout* layout) {
+  SC_RETURN_IF_ERROR(check_integer("--gpus", cluster.num_gpus, kGpusRange));
+  SC_RETURN_IF_ERROR(check_integer("--tp", layout->tp, kParallelDegreeRange));
+  SC_RETURN_IF_ERROR(check_integer("--pp", layout->pp, kParallelDegreeRange));
+  SC_RETURN_IF_ERROR(check_integer("--vp", layout->vp, kVirtualStagesRange));
+  SC_RETURN_IF_ERROR(check_integer("--ep", layout->ep, kParallelDegreeRange));
+  SC_RETURN_IF_ERROR(check_integer("--cp", layout->cp, kParallelDegreeRange));
+  SC_RETURN_IF_ERROR(check_integer("--micro-batch", layout->micro_batch, kMicroBatchRange));
+  if (layout->dp != 0) SC_RETURN_IF_ERROR(check_integer("--dp", layout->dp, kParallelDegreeRange));
+  SC_RETURN_IF_ERROR(check_integer("--zero", layout->zero, kZeroRange));
+  SC_RETURN_IF_ERROR(validate_run(run));
   const int64_t sequences = run.global_batch_tokens / run.seq_len;
+  // Each degree is at most 10^7, so tp x pp fits; x cp may not.
+  const std::optional<int64_t> model_parallel = product(layout->tp * layout->pp, layout->cp);
   const bool derived_dp = layout->dp == 0;
   if (derived_dp) {
     // The largest data-parallel degree the GPUs allow that also divides the
     // batch; GPUs left over stay idle (spares) and are reported.
-    if (cluster.num_gpus < model_parallel)
+    if (!model_parallel || cluster.num_gpus < *model_parallel)
       return Status::invalid("--tp {} x --pp {} x --cp {} = {} is more than --gpus {}", layout->tp, layout->pp,
-                             layout->cp, model_parallel, cluster.num_gpus);
-    for (int64_t d = cluster.num_gpus / model_parallel; d >= 1; --d) {
-      if (sequences % (d * layout->micro_batch) == 0) {
-        layout->dp = d;
-        break;
-      }
-    }
-    if (layout->dp == 0)
+                             layout->cp, model_parallel ? fmt::format("{}", *model_parallel) : "more than 2^63",
+                             cluster.num_gpus);
+    if (sequences % layout->micro_batch != 0)
       return Status::invalid("--micro-batch {} does not divide the {} sequences of --global-batch-tokens {}",
                              layout->micro_batch, sequences, run.global_batch_tokens);
-  } else if (model_parallel * layout->dp != cluster.num_gpus) {
-    return Status::invalid("--tp {} x --pp {} x --dp {} x --cp {} = {} is not --gpus {}", layout->tp, layout->pp,
-                           layout->dp, layout->cp, model_parallel * layout->dp, cluster.num_gpus);
+    layout->dp = largest_divisor_at_most(sequences / layout->micro_batch, cluster.num_gpus / *model_parallel);
+  } else {
+    const std::optional<int64_t> gpus = model_parallel ? product(*model_parallel, layout->dp) : std::nullopt;
+    if (gpus != cluster.num_gpus)
+      return Status::invalid("--tp {} x --pp {} x --dp {} x --cp {} = {} is not --gpus {}", layout->tp, layout->pp,
+                             layout->dp, layout->cp, gpus ? fmt::format("{}", *gpus) : "more than 2^63",
+                             cluster.num_gpus);
   }
-  if (c.num_attention_heads % layout->tp != 0)
-    return Status::invalid("--tp {} does not divide num_attention_heads {}", layout->tp, c.num_attention_heads);
-  if (c.num_key_value_heads % layout->tp != 0 && layout->tp % c.num_key_value_heads != 0)
-    return Status::invalid("--tp {} and num_key_value_heads {}: neither divides the other", layout->tp,
-                           c.num_key_value_heads);
-  if (model.mlp_width % layout->tp != 0)
-    return Status::invalid("--tp {} does not divide the MLP width {}", layout->tp, model.mlp_width);
-  const int64_t layer_slots = c.num_hidden_layers + (layout->balance_pipeline && layout->pp > 1 ? 2 : 0);
-  if (layout->pp * layout->vp > layer_slots)
-    return Status::invalid("--pp {} x --vp {} is more stages than num_hidden_layers {}", layout->pp, layout->vp,
-                           c.num_hidden_layers);
-  if (layout->vp > 1 && layout->pp == 1) return Status::invalid("--vp {} needs --pp > 1 (interleaving a pipeline)", layout->vp);
-  if (layout->ep > 1 && !c.is_moe())
-    return Status::invalid("--ep {} needs a mixture-of-experts model ({} is dense)", layout->ep, model.name);
-  if (c.is_moe() && c.num_experts % layout->ep != 0)
-    return Status::invalid("--ep {} does not divide num_experts {}", layout->ep, c.num_experts);
+  SC_RETURN_IF_ERROR(validate_tp(model, cluster, layout->tp));
+  SC_RETURN_IF_ERROR(validate_stages(model, layout->pp, layout->vp, layout->balance_pipeline));
+  SC_RETURN_IF_ERROR(validate_ep(model, layout->ep));
   if ((layout->dp * layout->cp) % layout->ep != 0)
     return Status::invalid("--ep {} does not divide --dp {} x --cp {}", layout->ep, layout->dp, layout->cp);
-  if (run.seq_len % (2 * layout->cp) != 0 && layout->cp > 1)
-    return Status::invalid("--cp {}: --seq-len {} must split into 2 x cp equal chunks", layout->cp, run.seq_len);
-  if (sequences % (layout->dp * layout->micro_batch) != 0)
+  SC_RETURN_IF_ERROR(validate_cp(run, layout->cp));
+  if (sequences % layout->dp != 0 || (sequences / layout->dp) % layout->micro_batch != 0)
     return Status::invalid("--global-batch-tokens {} ({} sequences) is not a multiple of --dp {} x --micro-batch {}",
                            run.global_batch_tokens, sequences, layout->dp, layout->micro_batch);
   return Status();

@@ -131,8 +131,17 @@ struct Plan {
 
 // Checks the layout against the model and cluster; the message names the
 // flag at fault (e.g. "--tp 7 does not divide num_attention_heads 48").
-// Fills layout->dp when 0.
+// Every size must lie in its range (plan/input_ranges.h). Fills layout->dp
+// when 0.
 Status validate_layout(const PlanModel& model, const ClusterSpec& cluster, const RunSpec& run, Layout* layout);
+
+// The parts of validate_layout that need one flag and no other, which a
+// search checks once for the flags given before trying layouts.
+Status validate_run(const RunSpec& run);  // sizes in range, the batch a whole number of sequences
+Status validate_tp(const PlanModel& model, const ClusterSpec& cluster, int64_t tp);
+Status validate_stages(const PlanModel& model, int64_t pp, int64_t vp, bool balance_pipeline);
+Status validate_ep(const PlanModel& model, int64_t ep);
+Status validate_cp(const RunSpec& run, int64_t cp);
 
 // Parameter counts and FLOPs per token, from model/counts.h (the one
 // definition). Computing them is most of plan_run's time, so a search

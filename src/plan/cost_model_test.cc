@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
 
 namespace sc::plan {
@@ -32,8 +33,8 @@ TEST(PlanCostModel, LayoutErrorsNameTheFlagAtFault) {
     int64_t gpus;
     const char* error;
   } cases[] = {
-      {with([](Layout& l) { l.tp = 0; }), 8, "--tp must be positive (got 0)"},
-      {with([](Layout& l) { l.zero = 4; }), 8, "--zero must be 0, 1, 2 or 3 (got 4)"},
+      {with([](Layout& l) { l.tp = 0; }), 8, "--tp must be an integer in [1, 10000000] (got 0)"},
+      {with([](Layout& l) { l.zero = 4; }), 8, "--zero must be an integer in [0, 3] (got 4)"},
       {with([](Layout& l) { l.tp = 16; }), 8, "--tp 16 x --pp 1 x --cp 1 = 16 is more than --gpus 8"},
       {with([](Layout& l) { l.tp = 2, l.dp = 2; }), 8, "--tp 2 x --pp 1 x --dp 2 x --cp 1 = 4 is not --gpus 8"},
       {with([](Layout& l) { l.tp = 3; }), 48, "--tp 3 does not divide num_attention_heads 32"},
@@ -49,7 +50,7 @@ TEST(PlanCostModel, LayoutErrorsNameTheFlagAtFault) {
   }
   EXPECT_EQ(layout_error(Layout{}, 8, RunSpec{8192, 8192 * 3 + 1, 1e12}).rfind("--global-batch-tokens 24577 is not", 0),
             0u);
-  EXPECT_EQ(layout_error(Layout{}, 8, RunSpec{8192, 1 << 24, 0}).rfind("--train-tokens must be positive", 0), 0u);
+  EXPECT_EQ(layout_error(Layout{}, 8, RunSpec{8192, 1 << 24, 0}).rfind("--train-tokens must be a number in [1, ", 0), 0u);
   Inputs narrow;  // an MLP width with fewer factors of 2 than the heads
   narrow.model.mlp_width = 14000;
   narrow.cluster.num_gpus = 32;
@@ -78,6 +79,79 @@ TEST(PlanCostModel, DerivedDataParallelismIsTheLargestThatDividesTheBatch) {
   EXPECT_EQ(plan->num_gpus, 48);
   EXPECT_EQ(plan->idle_gpus, 12);
   EXPECT_EQ(plan->micro_batches, 8);
+}
+
+// dp used to be found by counting down from GPUs / (tp x pp x cp) one by one
+// (a million steps per layout on 10^7 GPUs, weeks on 10^12); it is the
+// largest divisor of the sequences per micro-batch within that limit.
+TEST(PlanCostModel, DerivedDataParallelismMatchesTheCountDown) {
+  Inputs in;
+  for (int64_t gpus : {1, 7, 8, 60, 96, 1000, 4096, 100000}) {
+    for (int64_t sequences : {1, 12, 96, 97, 2048, 3000, 1 << 20}) {
+      for (int64_t micro_batch : {1, 2, 3}) {
+        in.cluster.num_gpus = gpus;
+        const RunSpec run{1, sequences, 1e12};  // one-token sequences
+        Layout layout;
+        layout.micro_batch = micro_batch;
+        const Status status = validate_layout(in.model, in.cluster, run, &layout);
+        int64_t expected = 0;
+        for (int64_t d = gpus; d >= 1 && expected == 0; --d)
+          if (sequences % (d * micro_batch) == 0) expected = d;
+        if (expected == 0) {
+          EXPECT_EQ(status.message().rfind("--micro-batch", 0), 0u) << status.message();
+        } else {
+          EXPECT_TRUE(status.ok()) << status.message();
+          EXPECT_EQ(layout.dp, expected) << gpus << " GPUs, " << sequences << " sequences, mb " << micro_batch;
+        }
+      }
+    }
+  }
+}
+
+TEST(PlanCostModel, TenMillionGpusAreValidatedAtOnceAndMoreAreAnError) {
+  Inputs in;
+  in.cluster.num_gpus = 10'000'000;
+  Layout layout;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 1000; ++i) {
+    layout.dp = 0;
+    ASSERT_TRUE(validate_layout(in.model, in.cluster, in.run, &layout).ok());
+  }
+  EXPECT_EQ(layout.dp, 2048);
+  // The count-down took 10^7 steps per call.
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 1.0);
+  in.cluster.num_gpus = 1'000'000'000'000;
+  EXPECT_EQ(validate_layout(in.model, in.cluster, in.run, &layout).message(),
+            "--gpus must be an integer in [1, 10000000] (got 1000000000000)");
+}
+
+// Degrees each within range whose product does not fit in 64 bits: an
+// error, not a wrapped product.
+TEST(PlanCostModel, LayoutProductsDoNotOverflow) {
+  Layout huge;
+  huge.tp = huge.pp = huge.cp = 10'000'000;
+  EXPECT_EQ(layout_error(huge, 64),
+            "--tp 10000000 x --pp 10000000 x --cp 10000000 = more than 2^63 is more than --gpus 64");
+  huge.dp = 10'000'000;
+  EXPECT_EQ(layout_error(huge, 64).rfind("--tp 10000000 x --pp 10000000 x --dp 10000000 x --cp 10000000 = ", 0), 0u);
+  Layout stages;
+  stages.pp = 2, stages.vp = 1024;
+  EXPECT_EQ(layout_error(stages, 8).rfind("--pp 2 x --vp 1024 is more stages", 0), 0u);
+  // Out of range: the degree itself.
+  Layout too_many;
+  too_many.micro_batch = int64_t{1} << 40;
+  EXPECT_EQ(layout_error(too_many, 8), "--micro-batch must be an integer in [1, 65536] (got 1099511627776)");
+}
+
+// Tensor parallelism across nodes ("--tp 16" on two 8-GPU nodes, where a
+// model of 8 KV heads replicates them over InfiniBand) was accepted silently.
+TEST(PlanCostModel, TensorParallelismStaysInsideANode) {
+  Layout layout;
+  layout.tp = 16;
+  EXPECT_EQ(layout_error(layout, 16),
+            "--tp 16 is more than the 8 GPUs of a node: tensor parallelism stays inside a node's NVLink");
+  layout.tp = 8;
+  EXPECT_EQ(layout_error(layout, 16), "");
 }
 
 TEST(PlanCostModel, RecomputeNamesRoundTrip) {

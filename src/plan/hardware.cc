@@ -4,7 +4,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
+
+#include "core/json_reader.h"
+#include "plan/input_ranges.h"
 
 namespace sc::plan {
 namespace {
@@ -72,10 +74,6 @@ ClusterSpec base_h100(const std::string& name, int64_t gpus) {
   return c;
 }
 
-Status json_error(const std::string& source, const std::string& field, const std::string& what) {
-  return Status::invalid("{}: '{}' {}", source, field, what);
-}
-
 }  // namespace
 
 double ClusterSpec::slowest_gpu_factor(int64_t gpus) const {
@@ -125,7 +123,7 @@ Result<GpuSpec> gpu_by_name(const std::string& name) {
     if (g.name == name) return g;
   std::string known;
   for (const auto& g : catalog()) known += (known.empty() ? "" : ", ") + g.name;
-  return Status::not_found("unknown GPU '{}' (catalog: {})", name, known);
+  return Status::not_found("unknown GPU {} (catalog: {})", quote_input(name), known);
 }
 
 std::vector<std::string> gpu_names() {
@@ -226,29 +224,11 @@ Result<ClusterSpec> cluster_preset(const std::string& name) {
   }
   std::string known;
   for (const auto& n : cluster_preset_names()) known += (known.empty() ? "" : ", ") + n;
-  return Status::not_found("unknown cluster preset '{}' (presets: {}; or a .json file)", name, known);
+  return Status::not_found("unknown cluster preset {} (presets: {}; or a .json file)", quote_input(name), known);
 }
 
 Result<ClusterSpec> cluster_from_json(const nlohmann::json& json, const std::string& source) {
-  if (!json.is_object()) return Status::invalid("{}: a cluster must be a JSON object", source);
-  ClusterSpec c;
-  if (json.contains("base")) {
-    if (!json["base"].is_string()) return json_error(source, "base", "must be a preset name");
-    auto base = cluster_preset(json["base"].get<std::string>());
-    if (!base.ok()) return base.status().with_context(source + ": 'base'");
-    c = *base;
-  } else if (!json.contains("gpu")) {
-    return json_error(source, "gpu", "is required (or 'base', a preset)");
-  } else {
-    c.failures = llama3_failure_rates();
-  }
-  c.name = json.value("name", c.name.empty() ? source : c.name);
-  if (json.contains("gpu")) {
-    if (!json["gpu"].is_string()) return json_error(source, "gpu", "must be a GPU name");
-    auto gpu = gpu_by_name(json["gpu"].get<std::string>());
-    if (!gpu.ok()) return gpu.status().with_context(source + ": 'gpu'");
-    c.gpu = *gpu;
-  }
+  SC_ASSIGN_OR_RETURN(JsonReader r, JsonReader::of(json, source));
   static const char* kKnown[] = {"name", "base", "gpu", "num_gpus", "gpus_per_node", "gpus_per_rack",
                                  "scale_out_gbps", "scale_out_efficiency", "nvlink_efficiency", "fabric_tiers",
                                  "pod_gpus", "oversubscription", "hop_latency_us", "node_power_beyond_gpus_w",
@@ -257,85 +237,116 @@ Result<ClusterSpec> cluster_from_json(const nlohmann::json& json, const std::str
   for (const auto& [key, value] : json.items()) {
     bool known = false;
     for (const char* k : kKnown) known = known || key == k;
-    if (!known) return json_error(source, key, "is not a cluster field (see docs/plan.md)");
+    if (!known) return Status::invalid("{}: {} is not a cluster field (see docs/plan.md)", source, quote_input(key));
   }
-  auto integer = [&](const char* key, int64_t* out) -> Status {
-    if (!json.contains(key)) return Status();
-    const auto& v = json[key];
-    if (!v.is_number_integer() || v.get<int64_t>() <= 0)
-      return json_error(source, key, fmt::format("must be a positive integer (got {})", v.dump()));
-    *out = v.get<int64_t>();
+  ClusterSpec c;
+  if (r.has("base")) {
+    SC_ASSIGN_OR_RETURN(std::string base_name, r.string("base", kMaxNameBytes));
+    auto base = cluster_preset(base_name);
+    if (!base.ok()) return base.status().with_context(source + ": 'base'");
+    c = *base;
+  } else if (!r.has("gpu")) {
+    return Status::invalid("{}: 'gpu' is required (or 'base', a preset)", source);
+  } else {
+    c.failures = llama3_failure_rates();
+  }
+  SC_ASSIGN_OR_RETURN(c.name, r.string_or("name", c.name.empty() ? source : c.name, kMaxNameBytes));
+  if (r.has("gpu")) {
+    SC_ASSIGN_OR_RETURN(std::string gpu_name, r.string("gpu", kMaxNameBytes));
+    auto gpu = gpu_by_name(gpu_name);
+    if (!gpu.ok()) return gpu.status().with_context(source + ": 'gpu'");
+    c.gpu = *gpu;
+  }
+  auto integer = [&](const char* key, IntegerRange range, int64_t* out) -> Status {
+    SC_ASSIGN_OR_RETURN(*out, r.integer_or(key, *out, range.min, range.max));
     return Status();
   };
-  auto number = [&](const char* key, double* out, double scale, bool allow_zero) -> Status {
-    if (!json.contains(key)) return Status();
-    const auto& v = json[key];
-    if (!v.is_number() || v.get<double>() < 0 || (!allow_zero && v.get<double>() == 0))
-      return json_error(source, key,
-                        fmt::format("must be a {} number (got {})", allow_zero ? "non-negative" : "positive", v.dump()));
-    *out = v.get<double>() * scale;
+  // `scale` turns the file's unit into the field's (Gb/s into bytes/s, us into s).
+  auto number = [&](const char* key, NumberRange range, double scale, double* out) -> Status {
+    if (!r.has(key)) return Status();
+    SC_ASSIGN_OR_RETURN(const double value, r.number(key, range.min, range.max));
+    *out = value * scale;
     return Status();
   };
-  SC_RETURN_IF_ERROR(integer("num_gpus", &c.num_gpus));
-  SC_RETURN_IF_ERROR(integer("gpus_per_node", &c.gpus_per_node));
-  SC_RETURN_IF_ERROR(integer("gpus_per_rack", &c.gpus_per_rack));
-  SC_RETURN_IF_ERROR(integer("fabric_tiers", &c.fabric_tiers));
-  if (json.contains("pod_gpus")) {
-    if (!json["pod_gpus"].is_number_integer() || json["pod_gpus"].get<int64_t>() < 0)
-      return json_error(source, "pod_gpus", "must be a non-negative integer (0: one non-blocking fabric)");
-    c.pod_gpus = json["pod_gpus"].get<int64_t>();
+  if (r.has("base")) {
+    SC_RETURN_IF_ERROR(integer("num_gpus", kGpusRange, &c.num_gpus));
+  } else {  // no default to fall back on
+    SC_ASSIGN_OR_RETURN(c.num_gpus, r.integer("num_gpus", kGpusRange.min, kGpusRange.max));
   }
-  SC_RETURN_IF_ERROR(number("scale_out_gbps", &c.scale_out_bytes_per_s, 1e9 / 8, false));
-  SC_RETURN_IF_ERROR(number("scale_out_efficiency", &c.scale_out_efficiency, 1, false));
-  SC_RETURN_IF_ERROR(number("nvlink_efficiency", &c.nvlink_efficiency, 1, false));
-  SC_RETURN_IF_ERROR(number("oversubscription", &c.oversubscription, 1, false));
-  SC_RETURN_IF_ERROR(number("hop_latency_us", &c.hop_latency_s, 1e-6, true));
-  SC_RETURN_IF_ERROR(number("node_power_beyond_gpus_w", &c.node_power_beyond_gpus_w, 1, true));
-  SC_RETURN_IF_ERROR(number("network_storage_power_fraction", &c.network_storage_power_fraction, 1, true));
-  SC_RETURN_IF_ERROR(number("pue", &c.pue, 1, false));
-  SC_RETURN_IF_ERROR(number("gpu_hour_usd", &c.gpu_hour_usd, 1, true));
-  SC_RETURN_IF_ERROR(number("storage_write_gbps", &c.storage_write_bytes_per_s, 1e9 / 8, false));
-  SC_RETURN_IF_ERROR(number("restart_s", &c.restart_s, 1, true));
-  SC_RETURN_IF_ERROR(number("gpu_speed_variation", &c.gpu_speed_variation, 1, true));
-  if (c.gpu_speed_variation >= 1) return json_error(source, "gpu_speed_variation", "must be below 1 (a fraction)");
-  if (c.scale_out_efficiency > 1) return json_error(source, "scale_out_efficiency", "must be at most 1");
-  if (c.nvlink_efficiency > 1) return json_error(source, "nvlink_efficiency", "must be at most 1");
-  if (c.pue < 1) return json_error(source, "pue", fmt::format("must be at least 1 (got {})", c.pue));
-  if (json.contains("cooling")) {
-    const auto& v = json["cooling"];
-    if (!v.is_string() || (v != "liquid" && v != "air")) return json_error(source, "cooling", "must be \"liquid\" or \"air\"");
-    c.cooling = v.get<std::string>();
-  }
-  if (json.contains("failures")) {
-    const auto& f = json["failures"];
-    if (!f.is_array()) return json_error(source, "failures", "must be an array of {name, component, rate_per_hour}");
+  SC_RETURN_IF_ERROR(integer("gpus_per_node", kGpusPerNodeRange, &c.gpus_per_node));
+  SC_RETURN_IF_ERROR(integer("gpus_per_rack", kGpusPerRackRange, &c.gpus_per_rack));
+  SC_RETURN_IF_ERROR(integer("fabric_tiers", kFabricTiersRange, &c.fabric_tiers));
+  SC_RETURN_IF_ERROR(integer("pod_gpus", kPodGpusRange, &c.pod_gpus));
+  SC_RETURN_IF_ERROR(number("scale_out_gbps", kScaleOutGbpsRange, 1e9 / 8, &c.scale_out_bytes_per_s));
+  SC_RETURN_IF_ERROR(number("scale_out_efficiency", kLinkEfficiencyRange, 1, &c.scale_out_efficiency));
+  SC_RETURN_IF_ERROR(number("nvlink_efficiency", kLinkEfficiencyRange, 1, &c.nvlink_efficiency));
+  SC_RETURN_IF_ERROR(number("oversubscription", kOversubscriptionRange, 1, &c.oversubscription));
+  SC_RETURN_IF_ERROR(number("hop_latency_us", kHopLatencyUsRange, 1e-6, &c.hop_latency_s));
+  SC_RETURN_IF_ERROR(number("node_power_beyond_gpus_w", kNodePowerBeyondGpusWRange, 1, &c.node_power_beyond_gpus_w));
+  SC_RETURN_IF_ERROR(number("network_storage_power_fraction", kNetworkStoragePowerFractionRange, 1,
+                            &c.network_storage_power_fraction));
+  SC_RETURN_IF_ERROR(number("pue", kPueRange, 1, &c.pue));
+  SC_RETURN_IF_ERROR(number("gpu_hour_usd", kGpuHourUsdRange, 1, &c.gpu_hour_usd));
+  SC_RETURN_IF_ERROR(number("storage_write_gbps", kStorageWriteGbpsRange, 1e9 / 8, &c.storage_write_bytes_per_s));
+  SC_RETURN_IF_ERROR(number("restart_s", kRestartSRange, 1, &c.restart_s));
+  SC_RETURN_IF_ERROR(number("gpu_speed_variation", kGpuSpeedVariationRange, 1, &c.gpu_speed_variation));
+  SC_ASSIGN_OR_RETURN(c.cooling, r.string_or("cooling", c.cooling, kMaxNameBytes));
+  if (c.cooling != "liquid" && c.cooling != "air")
+    return Status::invalid("{}: 'cooling' must be \"liquid\" or \"air\" (got {})", source, quote_input(c.cooling));
+  if (r.has("failures")) {
+    SC_ASSIGN_OR_RETURN(const nlohmann::json* failures, r.array("failures"));
+    if (failures->size() > kMaxFailureCauses)
+      return Status::invalid("{}: 'failures' must have at most {} causes (got {})", source, kMaxFailureCauses,
+                             failures->size());
     c.failures.clear();
-    for (size_t i = 0; i < f.size(); ++i) {
-      const std::string field = fmt::format("failures[{}]", i);
-      const auto& e = f[i];
-      if (!e.is_object() || !e.contains("name") || !e["name"].is_string())
-        return json_error(source, field, "needs a string 'name'");
-      const std::string component = e.value("component", std::string("gpu"));
-      if (component != "gpu" && component != "node")
-        return json_error(source, field + ".component", "must be \"gpu\" or \"node\"");
-      if (!e.contains("rate_per_hour") || !e["rate_per_hour"].is_number() || e["rate_per_hour"].get<double>() < 0)
-        return json_error(source, field + ".rate_per_hour", "must be a non-negative number");
-      c.failures.push_back({e["name"].get<std::string>(), component, e["rate_per_hour"].get<double>()});
+    for (size_t i = 0; i < failures->size(); ++i) {
+      SC_ASSIGN_OR_RETURN(JsonReader cause, JsonReader::of((*failures)[i], fmt::format("{}: 'failures[{}]'", source, i)));
+      FailureCause f;
+      SC_ASSIGN_OR_RETURN(f.name, cause.string("name", kMaxNameBytes));
+      SC_ASSIGN_OR_RETURN(f.component, cause.string_or("component", "gpu", kMaxNameBytes));
+      if (f.component != "gpu" && f.component != "node")
+        return Status::invalid("{}: 'component' must be \"gpu\" or \"node\" (got {})", cause.source(),
+                               quote_input(f.component));
+      SC_ASSIGN_OR_RETURN(f.rate_per_hour,
+                          cause.number("rate_per_hour", kFailureRatePerHourRange.min, kFailureRatePerHourRange.max));
+      c.failures.push_back(std::move(f));
     }
   }
-  if (c.num_gpus <= 0) return json_error(source, "num_gpus", "is required and must be positive");
   return c;
 }
+
+namespace {
+
+// The file's text, at most kMaxClusterFileBytes of it: a cluster file is
+// small, and /dev/zero never ends.
+Result<std::string> read_cluster_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::io_error("{}: cannot open the cluster file", quote_input(path, 256));
+  std::string text(kMaxClusterFileBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  if (in.bad()) return Status::io_error("{}: cannot read the cluster file", quote_input(path, 256));
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > kMaxClusterFileBytes)
+    return Status::invalid("{}: a cluster file must be at most {} bytes", quote_input(path, 256), kMaxClusterFileBytes);
+  return text;
+}
+
+}  // namespace
 
 Result<ClusterSpec> resolve_cluster(const std::string& preset_or_path) {
   for (const auto& n : cluster_preset_names())
     if (n == preset_or_path) return cluster_preset(n);
-  if (!std::filesystem::exists(preset_or_path)) return cluster_preset(preset_or_path);  // the unknown-preset error
-  std::ifstream in(preset_or_path);
-  std::stringstream text;
-  text << in.rdbuf();
-  nlohmann::json json = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-  if (json.is_discarded()) return Status::invalid("{}: not valid JSON", preset_or_path);
+  namespace fs = std::filesystem;
+  std::error_code error;
+  const fs::file_status status = fs::status(preset_or_path, error);
+  if (status.type() == fs::file_type::not_found) return cluster_preset(preset_or_path);  // the unknown-preset error
+  if (error)
+    return Status::invalid("--cluster {} is neither a preset nor a readable file ({})", quote_input(preset_or_path, 256),
+                           error.message());
+  if (status.type() == fs::file_type::directory)
+    return Status::invalid("--cluster {} is a directory, not a cluster file", quote_input(preset_or_path, 256));
+  SC_ASSIGN_OR_RETURN(const std::string text, read_cluster_file(preset_or_path));
+  SC_ASSIGN_OR_RETURN(const nlohmann::json json, parse_json(text, preset_or_path));
   return cluster_from_json(json, preset_or_path);
 }
 

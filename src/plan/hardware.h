@@ -71,7 +71,7 @@ struct ClusterSpec {
   double gpu_speed_variation = 0.08;
   std::vector<FailureCause> failures;
 
-  int64_t num_nodes() const { return (num_gpus + gpus_per_node - 1) / gpus_per_node; }
+  int64_t num_nodes() const { return num_gpus / gpus_per_node + (num_gpus % gpus_per_node != 0 ? 1 : 0); }
   // Speed of the slowest of `gpus` GPUs relative to the median one.
   double slowest_gpu_factor(int64_t gpus) const;
   nlohmann::json to_json() const;

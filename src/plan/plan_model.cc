@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "plan/input_ranges.h"
+
 namespace sc::plan {
 
 namespace {
@@ -137,7 +139,7 @@ Result<PlanModel> resolve_plan_model(const std::string& preset_or_path) {
     if (config.status().code() != StatusCode::kNotFound) return config.status();
     std::string known;
     for (const auto& n : plan_model_preset_names()) known += (known.empty() ? "" : ", ") + n;
-    return Status::not_found("unknown model '{}' (presets: {}; or a config.json path)", preset_or_path, known);
+    return Status::not_found("unknown model {} (presets: {}; or a config.json path)", quote_input(preset_or_path), known);
   }
   const int64_t seq_len = config->max_position_embeddings > 0 ? config->max_position_embeddings : 4096;
   return gated_model(preset_or_path, *config, seq_len);

@@ -29,6 +29,12 @@ struct SearchResult {
   int64_t tried = 0;
 };
 
+// The flags a search keeps fixed, each checked on its own before any layout
+// is tried (validate_layout's checks that need no other flag): a bad one is
+// one line naming it, not every layout rejected for the same reason.
+Status validate_search_space(const PlanModel& model, const ClusterSpec& cluster, const RunSpec& run,
+                             const SearchSpace& space);
+
 SearchResult search_layouts(const PlanModel& model, const ClusterSpec& cluster, const RunSpec& run,
                             const SearchSpace& space);
 

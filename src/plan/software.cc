@@ -1,5 +1,7 @@
 #include "plan/software.h"
 
+#include "plan/input_ranges.h"
+
 namespace sc::plan {
 
 std::vector<std::string> software_stack_names() { return {"current", "llama3-2024", "megatron-2021"}; }
@@ -35,7 +37,7 @@ Result<SoftwareStack> software_stack(const std::string& name) {
     s.flash_attention_version = 2;
     return s;
   }
-  return Status::not_found("unknown --software '{}' (current, llama3-2024 or megatron-2021)", name);
+  return Status::not_found("unknown --software {} (current, llama3-2024 or megatron-2021)", quote_input(name));
 }
 
 }  // namespace sc::plan

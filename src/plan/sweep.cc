@@ -4,21 +4,28 @@
 
 #include <fmt/format.h>
 
+#include "plan/input_ranges.h"
+
 namespace sc::plan {
 
 Result<std::vector<int64_t>> parse_sweep_spec(const std::string& spec) {
   const std::string prefix = "gpus=";
   if (spec.rfind(prefix, 0) != 0)
-    return Status::invalid("--sweep must be gpus=N1,N2,... (got '{}')", spec);
+    return Status::invalid("--sweep must be gpus=N1,N2,... (got {})", quote_input(spec));
   std::vector<int64_t> counts;
   size_t start = prefix.size();
   while (start <= spec.size()) {
+    if (counts.size() == kMaxSweepSizes)
+      return Status::invalid("--sweep: at most {} cluster sizes (in {})", kMaxSweepSizes, quote_input(spec));
     const size_t comma = std::min(spec.find(',', start), spec.size());
-    const std::string item = spec.substr(start, comma - start);
+    const std::string_view item = std::string_view(spec).substr(start, comma - start);
     int64_t value = 0;
     const auto [end, error] = std::from_chars(item.data(), item.data() + item.size(), value);
-    if (item.empty() || error != std::errc() || end != item.data() + item.size() || value <= 0)
-      return Status::invalid("--sweep: '{}' is not a positive GPU count (in '{}')", item, spec);
+    if (item.empty() || error != std::errc() || end != item.data() + item.size() || value < kGpusRange.min ||
+        value > kGpusRange.max) {
+      return Status::invalid("--sweep: {} is not a GPU count in [{}, {}] (in {})", quote_input(item), kGpusRange.min,
+                             kGpusRange.max, quote_input(spec));
+    }
     counts.push_back(value);
     start = comma + 1;
   }

@@ -27,6 +27,23 @@ TEST(PlanSweep, ErrorsNameTheFlagAndTheBadElement) {
   EXPECT_EQ(no_prefix.status().message().rfind("--sweep must be gpus=", 0), 0u) << no_prefix.status().message();
 }
 
+TEST(PlanSweep, SizesAreBoundedInValueAndNumber) {
+  EXPECT_TRUE(parse_sweep_spec("gpus=1,10000000").ok());
+  auto huge = parse_sweep_spec("gpus=8,1000000000000");
+  ASSERT_FALSE(huge.ok());
+  EXPECT_EQ(huge.status().message(),
+            "--sweep: '1000000000000' is not a GPU count in [1, 10000000] (in 'gpus=8,1000000000000')");
+  std::string many = "gpus=1";
+  for (int i = 2; i <= 65; ++i) many += "," + std::to_string(i);
+  auto too_many = parse_sweep_spec(many);
+  ASSERT_FALSE(too_many.ok());
+  EXPECT_EQ(too_many.status().message().rfind("--sweep: at most 64 cluster sizes", 0), 0u) << too_many.status().message();
+  // The spec is quoted short, however long.
+  auto long_spec = parse_sweep_spec("gpus=" + std::string(100000, '9'));
+  ASSERT_FALSE(long_spec.ok());
+  EXPECT_LT(long_spec.status().message().size(), 250u);
+}
+
 TEST(PlanSweep, EachSizeGetsTheSearchsBestOrSaysWhyNone) {
   auto model = resolve_plan_model("llama3-8b");
   auto cluster = cluster_preset("dgx-h100");
