@@ -29,8 +29,10 @@ Result<std::unique_ptr<Generator>> Generator::load(const std::string& checkpoint
     return Status::invalid("{}: tokenizer has {} tokens, more than the model's vocab_size {}", dir,
                            g->tokenizer_->vocab_size(), c.vocab_size);
   }
-  if (threads == 0 || threads > static_cast<size_t>(kMaxThreads)) {
-    return Status::invalid("generator: {} threads; 1 to {}", threads, kMaxThreads);
+  // The flag is bounded (threads_from_flag); this catches a caller's garbage.
+  const size_t max_threads = std::max(static_cast<size_t>(kMaxThreads), default_thread_count());
+  if (threads == 0 || threads > max_threads) {
+    return Status::invalid("generator: {} threads; 1 to {}", threads, max_threads);
   }
   g->pool_ = std::make_unique<ThreadPool>(threads);
   const std::vector<TensorSpec> layout = parameter_layout(c);

@@ -39,6 +39,7 @@ struct OptionSpec {
   Kind kind;
   double min = 0, max = 0;  // integers: exact up to 2^53, which every bound here is
   bool min_open = false, max_open = false;
+  const char* expected = nullptr;  // what errors say, when more than the range
 };
 
 constexpr double kMaxStepCount = static_cast<double>(kMaxSteps);
@@ -70,7 +71,7 @@ constexpr OptionSpec kOptionSpecs[] = {
     {"threads", Kind::kInteger, 0, static_cast<double>(kMaxThreads)},
     {"time_limit_min", Kind::kNumber, 0, 1e8},
     {"async_checkpoint", Kind::kInteger, 0, 1},
-    {"spike_factor", Kind::kNumber, 0, 1e6},
+    {"spike_factor", Kind::kNumber, 0, 1e6, false, false, "0 (off) or a number in (1, 1000000]"},
     {"max_bad_steps", Kind::kInteger, 1, 1e6},
 };
 
@@ -82,6 +83,7 @@ const OptionSpec* find_spec(std::string_view key) {
 }
 
 std::string expectation(const OptionSpec& spec) {
+  if (spec.expected) return spec.expected;
   switch (spec.kind) {
     case Kind::kString: return fmt::format("a string of at most {} bytes", kMaxPathBytes);
     case Kind::kInteger:
@@ -171,7 +173,7 @@ Status TrainOptions::validate_numbers() const {
   if (warmup > steps) return Status::invalid("--warmup {} must be in [0, --steps {}]", warmup, steps);
   if (stop_at_step > steps) return Status::invalid("--stop-at-step {} must be in [0, --steps {}]", stop_at_step, steps);
   if (spike_factor > 0 && spike_factor <= 1) {
-    return Status::invalid("--spike-factor must be 0 (off) or above 1 (got {})", spike_factor);
+    return Status::invalid("--spike-factor must be {} (got {})", expectation(*find_spec("spike_factor")), spike_factor);
   }
   if (batch_size * seq_len > kMaxTokensPerMicroBatch) {
     return Status::invalid("--batch-size {} x --seq-len {} is {} tokens per micro-batch, more than the {} supported",

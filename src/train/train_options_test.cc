@@ -112,7 +112,7 @@ TEST(TrainOptions, EveryNumberIsFiniteAndInItsRange) {
   EXPECT_EQ(refused("beta1", nan), "--beta1 must be a number in [0, 1) (got nan)");
   EXPECT_EQ(refused("beta2", 1.0), "--beta2 must be a number in [0, 1) (got 1)");
   EXPECT_EQ(refused("grad_clip", nan), "--grad-clip must be a number in [0, 1000000000] (got nan)");
-  EXPECT_EQ(refused("spike_factor", nan), "--spike-factor must be a number in [0, 1000000] (got nan)");
+  EXPECT_EQ(refused("spike_factor", nan), "--spike-factor must be 0 (off) or a number in (1, 1000000] (got nan)");
   EXPECT_EQ(refused("time_limit_min", nan), "--time-limit must be a number in [0, 100000000] (got nan)");
   EXPECT_EQ(refused("bucket_mb", inf), "--bucket-mb must be a number in [0.001, 100000] (got inf)");
   EXPECT_EQ(refused("threads", 5000), "--threads must be an integer in [0, 256] (got 5000)");
@@ -136,7 +136,7 @@ TEST(TrainOptions, EveryNumberIsFiniteAndInItsRange) {
             "--batch-size 65536 x --seq-len 1024 is 67108864 tokens per micro-batch, more than the 16777216 supported");
   o = TrainOptions{};
   o.spike_factor = 0.5;
-  EXPECT_EQ(o.validate_numbers().message(), "--spike-factor must be 0 (off) or above 1 (got 0.5)");
+  EXPECT_EQ(o.validate_numbers().message(), "--spike-factor must be 0 (off) or a number in (1, 1000000] (got 0.5)");
 }
 
 TEST(TrainOptions, OutOfRangeValuesInTheConfigOrACheckpointNameTheirFile) {
