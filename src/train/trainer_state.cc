@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/file_util.h"
+#include "core/json_reader.h"
 #include "run/run_paths.h"
 
 namespace sc {
@@ -21,7 +22,9 @@ nlohmann::json TrainerState::to_json() const {
 Result<TrainerState> TrainerState::load(const std::string& checkpoint_dir) {
   const std::string path = checkpoint_dir + "/" + checkpoint_file::kTrainerState;
   SC_ASSIGN_OR_RETURN(std::string text, read_file(path));
-  const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  auto parsed = parse_json(text, path);  // nesting bound: copying a deeper value recurses without end
+  if (!parsed.ok()) return Status::corruption("{}", parsed.status().message());
+  const nlohmann::json& j = *parsed;
   if (!j.is_object()) return Status::corruption("{}: not a JSON object", path);
   auto require = [&](const char* key, bool ok, const char* expected) -> Status {
     if (!j.contains(key)) return Status::corruption("{}: no '{}'", path, key);

@@ -81,6 +81,11 @@ TEST(TrainerState, StepTokensAndTimeMustBeInRangeAndAgree) {
   bad["step"] = 13;
   EXPECT_NE(refused(bad).find("'tokens_seen' is 24576, not 'step' x global_batch x seq_len = 26624"),
             std::string::npos);
+  const size_t depth = 100000;
+  testing::write_text(path, "{\"loss_guard\": {\"x\": " + std::string(depth, '[') + std::string(depth, ']') + "}}");
+  auto nested = TrainerState::load(dir.path());
+  ASSERT_FALSE(nested.ok());
+  EXPECT_EQ(nested.status().message(), path + ": JSON nested more than 64 levels deep (at byte 83)");
   bad = example_state().to_json();
   bad["elapsed_s"] = -1;
   EXPECT_EQ(refused(bad), path + ": 'elapsed_s' must be a number of seconds in [0, 1e12]");
