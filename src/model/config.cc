@@ -1,7 +1,6 @@
 #include "model/config.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -103,37 +102,34 @@ constexpr NumberField kNumberFields[] = {
     {"capacity_factor", &ModelConfig::capacity_factor, 0.0, 1e3},  // 0: dropless
 };
 
-const IntegerField& integer_field(std::string_view key) {
+const IntegerField* integer_field(std::string_view key) {
   for (const IntegerField& f : kIntegerFields) {
-    if (f.key == key) return f;
+    if (f.key == key) return &f;
   }
-  std::abort();  // every caller names a key of the table
+  return nullptr;
 }
 
-const NumberField& number_field(std::string_view key) {
+const NumberField* number_field(std::string_view key) {
   for (const NumberField& f : kNumberFields) {
-    if (f.key == key) return f;
+    if (f.key == key) return &f;
   }
-  std::abort();
+  return nullptr;
 }
 
 // Reads `key` into its member when present (absent or null keeps the
 // default), checking type and range.
-Status read_integer(const JsonReader& r, std::string_view key, ModelConfig* c) {
-  const IntegerField& f = integer_field(key);
-  SC_ASSIGN_OR_RETURN(c->*f.member, r.integer_or(key, c->*f.member, f.min, f.max));
-  return Status();
-}
-
-Status read_required_integer(const JsonReader& r, std::string_view key, ModelConfig* c) {
-  const IntegerField& f = integer_field(key);
-  SC_ASSIGN_OR_RETURN(c->*f.member, r.integer(key, f.min, f.max));
+Status read_integer(const JsonReader& r, std::string_view key, ModelConfig* c, bool required = false) {
+  const IntegerField* f = integer_field(key);
+  if (!f) return Status::internal("no integer field '{}' in the config table", key);
+  SC_ASSIGN_OR_RETURN(c->*f->member, required ? r.integer(key, f->min, f->max)
+                                              : r.integer_or(key, c->*f->member, f->min, f->max));
   return Status();
 }
 
 Status read_number(const JsonReader& r, std::string_view key, ModelConfig* c) {
-  const NumberField& f = number_field(key);
-  SC_ASSIGN_OR_RETURN(c->*f.member, r.number_or(key, c->*f.member, f.min, f.max));
+  const NumberField* f = number_field(key);
+  if (!f) return Status::internal("no number field '{}' in the config table", key);
+  SC_ASSIGN_OR_RETURN(c->*f->member, r.number_or(key, c->*f->member, f->min, f->max));
   return Status();
 }
 
@@ -200,7 +196,7 @@ Status parse_activation(const JsonReader& reader, const std::string& source, Act
 Status parse_shape(const JsonReader& r, const std::string& source, ModelConfig* c) {
   for (std::string_view key : {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                                "intermediate_size", "max_position_embeddings"}) {
-    SC_RETURN_IF_ERROR(read_required_integer(r, key, c));
+    SC_RETURN_IF_ERROR(read_integer(r, key, c, /*required=*/true));
   }
   c->num_key_value_heads = c->num_attention_heads;  // no GQA unless asked
   SC_RETURN_IF_ERROR(read_integer(r, "num_key_value_heads", c));

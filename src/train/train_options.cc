@@ -108,10 +108,13 @@ bool fits(const OptionSpec& spec, const nlohmann::json& v) {
   switch (spec.kind) {
     case Kind::kString: return v.is_string() && v.get_ref<const std::string&>().size() <= kMaxPathBytes;
     case Kind::kUnsigned: return v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
-    case Kind::kInteger:
+    case Kind::kInteger: {
+      // Parsed JSON holds every non-negative integer as unsigned.
       if (!v.is_number_integer()) return false;
-      if (v.is_number_unsigned()) return v.get<uint64_t>() <= static_cast<uint64_t>(spec.max);
-      return v.get<int64_t>() >= static_cast<int64_t>(spec.min) && v.get<int64_t>() <= static_cast<int64_t>(spec.max);
+      if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(spec.max)) return false;
+      const int64_t i = v.get<int64_t>();
+      return i >= static_cast<int64_t>(spec.min) && i <= static_cast<int64_t>(spec.max);
+    }
     case Kind::kNumber: return v.is_number() && in_range(spec, v.get<double>());
   }
   return false;

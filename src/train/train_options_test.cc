@@ -149,6 +149,13 @@ TEST(TrainOptions, OutOfRangeValuesInTheConfigOrACheckpointNameTheirFile) {
   EXPECT_EQ(resolved.status().message(), run.dir.file("config.json") +
                                              " 'training': training option 'lr' must be a number in (0, 10] (got "
                                              "number 1e+300)");
+  config["training"] = {{"batch_size", 0}};  // parsed back, 0 is an unsigned JSON number
+  testing::write_text(run.dir.file("config.json"), config.dump());
+  resolved = resolve_run(run.flags, false);
+  ASSERT_FALSE(resolved.ok());
+  EXPECT_EQ(resolved.status().message(), run.dir.file("config.json") +
+                                             " 'training': training option 'batch_size' must be an integer in [1, "
+                                             "65536] (got number 0)");
 
   // A checkpoint an older build wrote after --lr inf: "lr": null.
   testing::TempDir dir;
