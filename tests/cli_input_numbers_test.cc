@@ -87,7 +87,7 @@ TEST(InputNumbersCli, NonFiniteTrainFlagsAreRefusedBeforeAnythingIsWritten) {
       {"--weight-decay nan", "--weight-decay must be a number in [0, 10] (got nan)"},
       {"--beta1 nan", "--beta1 must be a number in [0, 1) (got nan)"},
       {"--grad-clip nan", "--grad-clip must be a number in [0, 1000000000] (got nan)"},
-      {"--spike-factor nan", "--spike-factor must be a number in [0, 1000000] (got nan)"},
+      {"--spike-factor nan", "--spike-factor must be 0 (off) or a number in (1, 1000000] (got nan)"},
       {"--time-limit nan", "--time-limit must be a number in [0, 100000000] (got nan)"},
       {"--bucket-mb inf", "--bucket-mb must be a number in [0.001, 100000] (got inf)"},
       {"--lr 1e999", "--lr must be a number in (0, 10] (got inf)"},
