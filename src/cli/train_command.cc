@@ -1,9 +1,12 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <functional>
 #include <memory>
+#include <type_traits>
 
 #include "cli/commands.h"
+#include "cli/flag_checks.h"
 #include "train/train_options.h"
 #include "train/trainer.h"
 
@@ -17,13 +20,24 @@ CLI::App* add_train_command(CLI::App& root, CommandRunner* runner) {
   auto dry_run = std::make_shared<bool>(false);
   auto overwrite = std::make_shared<bool>(false);
   CLI::App* sub = root.add_subcommand("train", "Train a model on prepared token shards");
-  auto options = std::make_shared<std::vector<std::pair<std::string, CLI::Option*>>>();
+  struct Flag {
+    std::string key;
+    CLI::Option* option;
+    std::function<Status()> check_text;  // integer flags: the text typed is the value kept
+  };
+  auto options = std::make_shared<std::vector<Flag>>();
   auto add = [&](const std::string& flag, auto* field, const std::string& help) {
+    using T = std::remove_pointer_t<decltype(field)>;
     std::string key = flag.substr(2);
     for (char& ch : key) ch = ch == '-' ? '_' : ch;
     if (key == "data" || key == "out") key += "_dir";
     if (key == "time_limit") key += "_min";
-    options->emplace_back(key, sub->add_option(flag, *field, help));
+    CLI::Option* option = sub->add_option(flag, *field, help);
+    std::function<Status()> check_text;
+    if constexpr (std::is_integral_v<T>) {
+      check_text = [option, key] { return check_integer_text<T>(*option, train_option_expectation(key)); };
+    }
+    options->push_back({key, option, std::move(check_text)});
   };
   TrainOptions& v = *values;
   add("--config", &v.config, "Model: a preset (grok-mini, grok-1, llama-mini, gpt2-124m, ...) or a config.json");
@@ -50,7 +64,7 @@ CLI::App* add_train_command(CLI::App& root, CommandRunner* runner) {
   add("--checkpoint-every", &v.checkpoint_every, "Checkpoint every N steps; 0 only at the end (default 500)");
   add("--keep-checkpoints", &v.keep_checkpoints, "Keep the newest K checkpoints; 0 all (default 3)");
   add("--seed", &v.seed, "Seed of initialization and data order (default 1337)");
-  add("--threads", &v.threads, "Threads; 0 all cores (default 0)");
+  add("--threads", &v.threads, "Threads, at most 256; 0 all cores (default 0)");
   add("--time-limit", &v.time_limit_min, "Stop after this many minutes, with a checkpoint (default: none)");
   add("--async-checkpoint", &v.async_checkpoint,
       "1: checkpoints are staged and written by a background thread while training goes on; 0: the step loop "
@@ -73,8 +87,10 @@ CLI::App* add_train_command(CLI::App& root, CommandRunner* runner) {
     request.overwrite = *overwrite;
     const nlohmann::json all = values->to_json();
     request.overrides = nlohmann::json::object();
-    for (const auto& [key, option] : *options) {
-      if (option->count() > 0) request.overrides[key] = all[key];
+    for (const Flag& flag : *options) {
+      if (flag.option->count() == 0) continue;
+      if (flag.check_text) SC_RETURN_IF_ERROR(flag.check_text());
+      request.overrides[flag.key] = all[flag.key];
     }
     if (*dry_run) {
       SC_ASSIGN_OR_RETURN(const std::string report, training_dry_run(request));

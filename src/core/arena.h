@@ -18,7 +18,9 @@ class Arena {
  public:
   static constexpr size_t kDefaultAlignment = 64;  // one cache line, one AVX-512 vector
 
-  // Reserves `capacity_bytes` (rounded up to whole pages) and touches every page.
+  // Reserves `capacity_bytes` (rounded up to whole pages) and touches every
+  // page. More than the machine's memory is an error naming the arena and
+  // both sizes, before anything is mapped.
   static Result<Arena> create(size_t capacity_bytes, std::string name);
   Arena() = default;  // empty: holds nothing until assigned a created arena
   Arena(Arena&& other) noexcept;
@@ -30,7 +32,9 @@ class Arena {
   // a size computed wrong at start-up must show, not silently allocate.
   template <class T>
   Result<T*> allocate(size_t count, size_t alignment = kDefaultAlignment) {
-    SC_ASSIGN_OR_RETURN(void* p, allocate_bytes(count * sizeof(T), alignment));
+    size_t bytes = 0;
+    if (__builtin_mul_overflow(count, sizeof(T), &bytes)) bytes = SIZE_MAX;  // refused below
+    SC_ASSIGN_OR_RETURN(void* p, allocate_bytes(bytes, alignment));
     return static_cast<T*>(p);
   }
   Result<void*> allocate_bytes(size_t size_bytes, size_t alignment = kDefaultAlignment);
@@ -58,8 +62,11 @@ class ArenaPlan {
  public:
   template <class T>
   void add(T** out, size_t count) {
-    requests_.push_back({reinterpret_cast<void**>(out), count * sizeof(T)});
+    size_t bytes = 0;
+    overflow_ |= __builtin_mul_overflow(count, sizeof(T), &bytes);
+    requests_.push_back({reinterpret_cast<void**>(out), bytes});
   }
+  // An error, allocating nothing, when the sizes overflow 64 bits or exceed memory.
   Result<Arena> allocate(std::string name) const;
 
  private:
@@ -68,6 +75,10 @@ class ArenaPlan {
     size_t bytes;
   };
   std::vector<Request> requests_;
+  bool overflow_ = false;
 };
+
+// The machine's physical memory in bytes (0 if it cannot be read).
+size_t physical_memory_bytes();
 
 }  // namespace sc

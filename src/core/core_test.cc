@@ -42,6 +42,31 @@ TEST(Arena, AlignsAndRefusesToGrow) {
   EXPECT_EQ(arena->used_bytes(), 0u);
 }
 
+// Issue 15, item 2: sizes from a config reach the arenas; one larger than
+// the machine is a clear error before anything is mapped, and a size that
+// overflows 64 bits is not wrapped into a small buffer.
+TEST(Arena, MoreThanTheMachineOrThan64BitsIsAClearError) {
+  const size_t memory = physical_memory_bytes();
+  ASSERT_GT(memory, 0u);
+  auto huge = Arena::create(memory + (size_t{1} << 30), "kv-cache");
+  ASSERT_FALSE(huge.ok());
+  EXPECT_NE(huge.status().message().find("kv-cache: needs "), std::string::npos) << huge.status().message();
+  EXPECT_NE(huge.status().message().find(fmt::format("({} bytes), more than this machine's", memory + (size_t{1} << 30))),
+            std::string::npos) << huge.status().message();
+  float* a = nullptr;
+  float* b = nullptr;
+  ArenaPlan plan;
+  plan.add(&a, 16);
+  plan.add(&b, SIZE_MAX / 2);
+  auto wrapped = plan.allocate("activations");
+  ASSERT_FALSE(wrapped.ok());
+  EXPECT_EQ(wrapped.status().message(), "activations: needs more than 2^64 bytes of memory");
+  EXPECT_EQ(b, nullptr);
+  auto small = Arena::create(1 << 20, "small");
+  ASSERT_TRUE(small.ok());
+  EXPECT_FALSE(small->allocate<float>(SIZE_MAX / 2).ok());
+}
+
 TEST(ThreadPool, CoversRangeOnceAndSplitsDeterministically) {
   for (size_t threads : {1, 2, 3}) {
     ThreadPool pool(threads);

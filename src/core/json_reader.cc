@@ -39,13 +39,14 @@ size_t nesting_depth(std::string_view text, size_t limit, size_t* where) {
   return deepest;
 }
 
-std::string excerpt(std::string_view text, size_t max_chars) {
+}  // namespace
+
+std::string text_excerpt(std::string_view text, size_t max_chars) {
   std::string out;
   for (char c : text.substr(0, max_chars)) out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
   if (text.size() > max_chars) out += "...";
   return out;
 }
-}  // namespace
 
 Result<nlohmann::json> parse_json(std::string_view text, const std::string& source, size_t max_depth) {
   size_t where = 0;
@@ -69,9 +70,9 @@ Result<nlohmann::json> parse_json(std::string_view text, const std::string& sour
 std::string describe_json(const nlohmann::json& value, size_t max_chars) {
   if (value.is_array()) return fmt::format("an array of {}", value.size());
   if (value.is_object()) return fmt::format("an object of {} keys", value.size());
-  if (value.is_string()) return fmt::format("string \"{}\"", excerpt(value.get_ref<const std::string&>(), max_chars));
+  if (value.is_string()) return fmt::format("string \"{}\"", text_excerpt(value.get_ref<const std::string&>(), max_chars));
   // A scalar's text is short (a number, true, false, null).
-  return fmt::format("{} {}", value.type_name(), excerpt(value.dump(), max_chars));
+  return fmt::format("{} {}", value.type_name(), text_excerpt(value.dump(), max_chars));
 }
 
 Result<JsonReader> JsonReader::of(const nlohmann::json& value, std::string source) {

@@ -27,6 +27,10 @@ Result<nlohmann::json> parse_json(std::string_view text, const std::string& sour
 // prefix of at most `max_chars` characters; arrays and objects by size only.
 std::string describe_json(const nlohmann::json& value, size_t max_chars = 40);
 
+// A string (a key, a name) as an error message quotes it: at most
+// `max_chars` characters, control characters as '?', "..." when cut.
+std::string text_excerpt(std::string_view text, size_t max_chars = 40);
+
 // Typed reads of the fields of one JSON object. A field that is absent (or
 // null, as Hugging Face writes None) is "missing": the *_or forms return
 // their default, the others an error. A present field of the wrong type or

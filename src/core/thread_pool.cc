@@ -34,6 +34,14 @@ size_t default_thread_count() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
+Result<size_t> threads_from_flag(int64_t requested, std::string_view flag) {
+  if (requested < 0 || requested > kMaxThreads) {
+    return Status::invalid("{} must be an integer in [0, {}] (0: all {} cores) (got {})", flag, kMaxThreads,
+                           default_thread_count(), requested);
+  }
+  return requested == 0 ? default_thread_count() : static_cast<size_t>(requested);
+}
+
 ThreadPool::ThreadPool(size_t num_threads, bool pin_to_cores) {
   num_threads = std::max<size_t>(1, num_threads);
   if (pin_to_cores) pin_current_thread(0);

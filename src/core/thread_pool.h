@@ -11,7 +11,10 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <string_view>
 #include <vector>
+
+#include "core/status.h"
 
 namespace sc {
 
@@ -55,5 +58,14 @@ class ThreadPool {
 
 // Threads to use when the user gave none: the cores this process may run on.
 size_t default_thread_count();
+
+// The most threads a --threads flag may ask for (README): more than the cores
+// of any machine this runs on, few enough that starting them cannot exhaust
+// the process's threads.
+inline constexpr int64_t kMaxThreads = 256;
+
+// What `--threads N` means: N threads, or default_thread_count() for 0; an
+// error naming `flag` and the range [0, kMaxThreads] otherwise.
+Result<size_t> threads_from_flag(int64_t requested, std::string_view flag);
 
 }  // namespace sc

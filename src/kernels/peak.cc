@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/file_util.h"
+#include "core/json_reader.h"
 #include "kernels/matmul.h"
 
 namespace sc {
@@ -35,6 +36,8 @@ std::string cpu_model_name() {
   return "unknown cpu";
 }
 
+constexpr double kMaxRecordedOverMeasured = 100;
+
 std::filesystem::path cache_path() {
   if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) {
     return std::filesystem::path(xdg) / "supercluster" / "matmul_peak.json";
@@ -49,15 +52,20 @@ double matmul_peak_gflops(ThreadPool& pool) {
   const std::filesystem::path path = cache_path();
   nlohmann::json cache = nlohmann::json::object();
   if (auto text = read_file(path.string()); text.ok()) {
-    cache = nlohmann::json::parse(*text, nullptr, false);
-    if (!cache.is_object()) cache = nlohmann::json::object();
+    // A cache in any other shape (invalid, nested past the bound, not an
+    // object) is measured afresh and rewritten.
+    if (auto parsed = parse_json(*text, path.string()); parsed.ok() && parsed->is_object()) cache = std::move(*parsed);
   }
   // With a peak on record, a short measurement (~30 ms) is enough to raise it;
   // the first time, a full one (~0.3 s).
   const bool known = cache.contains(key) && cache[key].is_number();
   const double measured = known ? measure_matmul_peak_gflops(pool, 1024, 3) : measure_matmul_peak_gflops(pool);
   double best = measured;
-  if (cache.contains(key) && cache[key].is_number()) best = std::max(best, cache[key].get<double>());
+  // A recorded peak far above this measurement is not this machine's (an
+  // edited or foreign cache); it would make every MFU near zero.
+  if (known && cache[key].get<double>() <= kMaxRecordedOverMeasured * measured) {
+    best = std::max(best, cache[key].get<double>());
+  }
   if (best > measured || !cache.contains(key) || cache[key] != best) {
     cache[key] = best;
     std::error_code ec;

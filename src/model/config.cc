@@ -11,6 +11,7 @@
 #include <fmt/ranges.h>
 
 #include "core/file_util.h"
+#include "core/json_reader.h"
 
 namespace sc {
 namespace {
@@ -57,9 +58,85 @@ constexpr std::string_view kIgnoredHuggingFaceKeys[] = {
     "attention_bias",    "attention_dropout", "mlp_bias",       "rope_scaling",
 };
 
-// Above this many parameters the int64 counts and float offsets downstream
-// are no longer trustworthy; a config this large is a typo.
-constexpr double kMaxParameters = 1e15;
+// Config files are small; a larger one is a wrong path, not a config.
+constexpr uintmax_t kMaxConfigFileBytes = 16u << 20;
+
+// Longest strings kept from a config: a model type and an activation name.
+constexpr size_t kMaxNameBytes = 256;
+
+// The integer and float fields with their documented ranges (docs/model.md,
+// "Bounds"); the JSON reader and validate() check the same ones.
+struct IntegerField {
+  std::string_view key;
+  int64_t ModelConfig::*member;
+  int64_t min, max;
+};
+constexpr IntegerField kIntegerFields[] = {
+    {"vocab_size", &ModelConfig::vocab_size, 1, kMaxVocabSize},
+    {"hidden_size", &ModelConfig::hidden_size, 1, kMaxHiddenSize},
+    {"num_hidden_layers", &ModelConfig::num_hidden_layers, 1, kMaxLayers},
+    {"num_attention_heads", &ModelConfig::num_attention_heads, 1, kMaxAttentionHeads},
+    {"num_key_value_heads", &ModelConfig::num_key_value_heads, 1, kMaxAttentionHeads},
+    {"head_dim", &ModelConfig::head_dim, 2, kMaxHeadDim},
+    {"intermediate_size", &ModelConfig::intermediate_size, 1, kMaxIntermediateSize},
+    {"max_position_embeddings", &ModelConfig::max_position_embeddings, 1, kMaxPositionEmbeddings},
+    {"num_experts", &ModelConfig::num_experts, 0, kMaxExperts},
+    {"num_experts_per_tok", &ModelConfig::num_experts_per_tok, 0, kMaxExperts},
+    {"moe_layer_frequency", &ModelConfig::moe_layer_frequency, 1, kMaxLayers},
+};
+
+struct NumberField {
+  std::string_view key;
+  double ModelConfig::*member;
+  double min, max;
+};
+constexpr NumberField kNumberFields[] = {
+    {"rms_norm_eps", &ModelConfig::rms_norm_eps, 1e-12, 1.0},
+    {"rope_theta", &ModelConfig::rope_theta, 1.0, 1e12},
+    {"attn_output_multiplier", &ModelConfig::attn_output_multiplier, 1e-6, 1e6},
+    {"attn_logit_softcapping", &ModelConfig::attn_logit_softcapping, 0.0, 1e6},  // 0: off
+    {"embedding_multiplier_scale", &ModelConfig::embedding_multiplier_scale, 1e-6, 1e6},
+    {"output_multiplier_scale", &ModelConfig::output_multiplier_scale, 1e-6, 1e6},
+    {"router_aux_loss_coef", &ModelConfig::router_aux_loss_coef, 0.0, 1e3},
+    {"router_z_loss_coef", &ModelConfig::router_z_loss_coef, 0.0, 1e3},
+    {"capacity_factor", &ModelConfig::capacity_factor, 0.0, 1e3},  // 0: dropless
+};
+
+const IntegerField* integer_field(std::string_view key) {
+  for (const IntegerField& f : kIntegerFields) {
+    if (f.key == key) return &f;
+  }
+  return nullptr;
+}
+
+const NumberField* number_field(std::string_view key) {
+  for (const NumberField& f : kNumberFields) {
+    if (f.key == key) return &f;
+  }
+  return nullptr;
+}
+
+// Reads `key` into its member when present (absent or null keeps the
+// default), checking type and range.
+Status read_integer(const JsonReader& r, std::string_view key, ModelConfig* c, bool required = false) {
+  const IntegerField* f = integer_field(key);
+  if (!f) return Status::internal("no integer field '{}' in the config table", key);
+  SC_ASSIGN_OR_RETURN(c->*f->member, required ? r.integer(key, f->min, f->max)
+                                              : r.integer_or(key, c->*f->member, f->min, f->max));
+  return Status();
+}
+
+Status read_number(const JsonReader& r, std::string_view key, ModelConfig* c) {
+  const NumberField* f = number_field(key);
+  if (!f) return Status::internal("no number field '{}' in the config table", key);
+  SC_ASSIGN_OR_RETURN(c->*f->member, r.number_or(key, c->*f->member, f->min, f->max));
+  return Status();
+}
+
+Status read_boolean(const JsonReader& r, std::string_view key, bool* out) {
+  SC_ASSIGN_OR_RETURN(*out, r.boolean_or(key, *out));
+  return Status();
+}
 
 size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<size_t> row(b.size() + 1);
@@ -89,113 +166,44 @@ Status check_keys(const nlohmann::json& object, const std::string& source) {
     std::string_view closest;
     size_t closest_distance = 3;  // suggest only within two edits
     for (std::string_view known : kKnownKeys) {
+      if (key.size() > known.size() + 2) continue;  // too far already; keeps a huge key cheap
       size_t d = edit_distance(key, known);
       if (d < closest_distance) closest = known, closest_distance = d;
     }
     if (!closest.empty()) {
-      return Status::invalid("{}: unknown key '{}' (did you mean '{}'?)", source, key, closest);
+      return Status::invalid("{}: unknown key '{}' (did you mean '{}'?)", source, text_excerpt(key, 64), closest);
     }
-    return Status::invalid("{}: unknown key '{}'", source, key);
+    return Status::invalid("{}: unknown key '{}'", source, text_excerpt(key, 64));
   }
   return Status::ok_status();
 }
 
-// A JSON value as it appears in an error message: type and (short) text.
-std::string describe(const nlohmann::json& value) {
-  std::string text = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  if (text.size() > 40) text = text.substr(0, 37) + "...";
-  return fmt::format("{} {}", value.type_name(), text);
-}
-
-// Typed reads of one config object. An absent or null key leaves the output
-// untouched (its default), as Hugging Face treats None; a present key of the
-// wrong type is an error naming source, key and what was expected.
-class FieldReader {
- public:
-  FieldReader(const nlohmann::json& object, const std::string& source) : object_(object), source_(source) {}
-
-  bool has(const char* key) const {
-    auto it = object_.find(key);
-    return it != object_.end() && !it->is_null();
-  }
-
-  Status integer(const char* key, int64_t* out) const {
-    if (!has(key)) return Status::ok_status();
-    const nlohmann::json& v = object_.at(key);
-    bool fits = v.is_number_integer() &&
-                !(v.is_number_unsigned() &&
-                  v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()));
-    if (!fits) return Status::invalid("{}: '{}' must be an integer (got {})", source_, key, describe(v));
-    *out = v.get<int64_t>();
-    return Status::ok_status();
-  }
-
-  Status required_integer(const char* key, int64_t* out) const {
-    if (!has(key)) return Status::invalid("{}: '{}' is required (an integer)", source_, key);
-    return integer(key, out);
-  }
-
-  Status number(const char* key, double* out) const {
-    if (!has(key)) return Status::ok_status();
-    const nlohmann::json& v = object_.at(key);
-    if (!v.is_number()) return Status::invalid("{}: '{}' must be a number (got {})", source_, key, describe(v));
-    *out = v.get<double>();
-    return Status::ok_status();
-  }
-
-  Status boolean(const char* key, bool* out) const {
-    if (!has(key)) return Status::ok_status();
-    const nlohmann::json& v = object_.at(key);
-    if (!v.is_boolean()) {
-      return Status::invalid("{}: '{}' must be true or false (got {})", source_, key, describe(v));
-    }
-    *out = v.get<bool>();
-    return Status::ok_status();
-  }
-
-  Status string(const char* key, std::string* out) const {
-    if (!has(key)) return Status::ok_status();
-    const nlohmann::json& v = object_.at(key);
-    if (!v.is_string()) return Status::invalid("{}: '{}' must be a string (got {})", source_, key, describe(v));
-    *out = v.get<std::string>();
-    return Status::ok_status();
-  }
-
- private:
-  const nlohmann::json& object_;
-  const std::string& source_;
-};
-
-Status parse_activation(const FieldReader& reader, const std::string& source, Activation* out) {
-  std::string name(activation_name(*out));
-  SC_RETURN_IF_ERROR(reader.string("hidden_act", &name));
+Status parse_activation(const JsonReader& reader, const std::string& source, Activation* out) {
+  SC_ASSIGN_OR_RETURN(const std::string name,
+                      reader.string_or("hidden_act", std::string(activation_name(*out)), kMaxNameBytes));
   if (name == kGeluTanhName) {
     *out = Activation::kGeluTanh;
   } else if (name == kSiluName) {
     *out = Activation::kSilu;
   } else {
     return Status::invalid("{}: 'hidden_act' must be \"{}\" or \"{}\" (got \"{}\")", source, kGeluTanhName,
-                           kSiluName, name);
+                           kSiluName, text_excerpt(name, 64));
   }
   return Status::ok_status();
 }
 
 // The shape keys; a config without them describes no model.
-Status parse_shape(const FieldReader& r, const std::string& source, ModelConfig* c) {
-  SC_RETURN_IF_ERROR(r.required_integer("vocab_size", &c->vocab_size));
-  SC_RETURN_IF_ERROR(r.required_integer("hidden_size", &c->hidden_size));
-  SC_RETURN_IF_ERROR(r.required_integer("num_hidden_layers", &c->num_hidden_layers));
-  SC_RETURN_IF_ERROR(r.required_integer("num_attention_heads", &c->num_attention_heads));
-  SC_RETURN_IF_ERROR(r.required_integer("intermediate_size", &c->intermediate_size));
-  SC_RETURN_IF_ERROR(r.required_integer("max_position_embeddings", &c->max_position_embeddings));
-
+Status parse_shape(const JsonReader& r, const std::string& source, ModelConfig* c) {
+  for (std::string_view key : {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                               "intermediate_size", "max_position_embeddings"}) {
+    SC_RETURN_IF_ERROR(read_integer(r, key, c, /*required=*/true));
+  }
   c->num_key_value_heads = c->num_attention_heads;  // no GQA unless asked
-  SC_RETURN_IF_ERROR(r.integer("num_key_value_heads", &c->num_key_value_heads));
+  SC_RETURN_IF_ERROR(read_integer(r, "num_key_value_heads", c));
 
   if (r.has("head_dim")) {
-    SC_RETURN_IF_ERROR(r.integer("head_dim", &c->head_dim));
-  } else if (c->hidden_size > 0 && c->num_attention_heads > 0) {
-    // Non-positive sizes are left for validate() to report by name.
+    SC_RETURN_IF_ERROR(read_integer(r, "head_dim", c));
+  } else {
     if (c->hidden_size % c->num_attention_heads != 0) {
       return Status::invalid(
           "{}: 'hidden_size' ({}) must be divisible by 'num_attention_heads' ({}) unless 'head_dim' is given",
@@ -206,60 +214,51 @@ Status parse_shape(const FieldReader& r, const std::string& source, ModelConfig*
   return Status::ok_status();
 }
 
-Status parse_moe(const FieldReader& r, ModelConfig* c, const nlohmann::json& json, const std::string& source) {
+Status parse_moe(const JsonReader& r, ModelConfig* c, const std::string& source) {
   // Mixtral's config.json calls it num_local_experts.
-  if (json.contains("num_local_experts") && json.contains("num_experts")) {
+  if (r.has("num_local_experts") && r.has("num_experts")) {
     return Status::invalid("{}: give 'num_experts' or its alias 'num_local_experts', not both", source);
   }
-  SC_RETURN_IF_ERROR(r.integer("num_experts", &c->num_experts));
-  SC_RETURN_IF_ERROR(r.integer("num_local_experts", &c->num_experts));
+  SC_RETURN_IF_ERROR(read_integer(r, "num_experts", c));
+  SC_ASSIGN_OR_RETURN(c->num_experts, r.integer_or("num_local_experts", c->num_experts, 0, kMaxExperts));
   c->num_experts_per_tok = c->is_moe() ? std::min<int64_t>(2, c->num_experts) : 0;  // Mixtral's default top-2
-  SC_RETURN_IF_ERROR(r.integer("num_experts_per_tok", &c->num_experts_per_tok));
-  SC_RETURN_IF_ERROR(r.integer("moe_layer_frequency", &c->moe_layer_frequency));
-  SC_RETURN_IF_ERROR(r.boolean("router_renormalize", &c->router_renormalize));
-  SC_RETURN_IF_ERROR(r.number("router_aux_loss_coef", &c->router_aux_loss_coef));
-  SC_RETURN_IF_ERROR(r.number("router_z_loss_coef", &c->router_z_loss_coef));
-  SC_RETURN_IF_ERROR(r.number("capacity_factor", &c->capacity_factor));
+  SC_RETURN_IF_ERROR(read_integer(r, "num_experts_per_tok", c));
+  SC_RETURN_IF_ERROR(read_integer(r, "moe_layer_frequency", c));
+  SC_RETURN_IF_ERROR(read_boolean(r, "router_renormalize", &c->router_renormalize));
+  for (std::string_view key : {"router_aux_loss_coef", "router_z_loss_coef", "capacity_factor"}) {
+    SC_RETURN_IF_ERROR(read_number(r, key, c));
+  }
   return Status::ok_status();
 }
 
 Result<ModelConfig> parse_config(const nlohmann::json& json, const std::string& source) {
   if (!json.is_object()) {
-    return Status::invalid("{}: a model config must be a JSON object (got {})", source, describe(json));
+    return Status::invalid("{}: a model config must be a JSON object (got {})", source, describe_json(json));
   }
   SC_RETURN_IF_ERROR(check_keys(json, source));
-  FieldReader r(json, source);
+  SC_ASSIGN_OR_RETURN(const JsonReader r, JsonReader::of(json, source));
   ModelConfig c;
-  SC_RETURN_IF_ERROR(r.string("model_type", &c.model_type));
+  SC_ASSIGN_OR_RETURN(c.model_type, r.string_or("model_type", "", kMaxNameBytes));
   SC_RETURN_IF_ERROR(parse_shape(r, source, &c));
-  SC_RETURN_IF_ERROR(r.number("rms_norm_eps", &c.rms_norm_eps));
-  SC_RETURN_IF_ERROR(r.number("rope_theta", &c.rope_theta));
-  SC_RETURN_IF_ERROR(r.boolean("tie_word_embeddings", &c.tie_word_embeddings));
+  SC_RETURN_IF_ERROR(read_number(r, "rms_norm_eps", &c));
+  SC_RETURN_IF_ERROR(read_number(r, "rope_theta", &c));
+  SC_RETURN_IF_ERROR(read_boolean(r, "tie_word_embeddings", &c.tie_word_embeddings));
   SC_RETURN_IF_ERROR(parse_activation(r, source, &c.hidden_act));
 
-  if (c.head_dim > 0) c.attn_output_multiplier = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
-  SC_RETURN_IF_ERROR(r.number("attn_output_multiplier", &c.attn_output_multiplier));
-  SC_RETURN_IF_ERROR(r.number("attn_logit_softcapping", &c.attn_logit_softcapping));  // null: off
-  SC_RETURN_IF_ERROR(r.boolean("sandwich_norm", &c.sandwich_norm));
-  SC_RETURN_IF_ERROR(r.number("embedding_multiplier_scale", &c.embedding_multiplier_scale));
-  SC_RETURN_IF_ERROR(r.number("output_multiplier_scale", &c.output_multiplier_scale));
-  SC_RETURN_IF_ERROR(parse_moe(r, &c, json, source));
+  c.attn_output_multiplier = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
+  for (std::string_view key : {"attn_output_multiplier", "attn_logit_softcapping", "embedding_multiplier_scale",
+                               "output_multiplier_scale"}) {
+    SC_RETURN_IF_ERROR(read_number(r, key, &c));  // softcapping null: off
+  }
+  SC_RETURN_IF_ERROR(read_boolean(r, "sandwich_norm", &c.sandwich_norm));
+  SC_RETURN_IF_ERROR(parse_moe(r, &c, source));
 
-  if (json.contains("training")) c.training = json.at("training");
+  if (r.has("training")) {
+    SC_ASSIGN_OR_RETURN(const JsonReader training, r.object("training"));
+    c.training = training.json();
+  }
   SC_RETURN_IF_ERROR(c.validate().with_context(source));
   return c;
-}
-
-Status require_positive(const char* name, int64_t value) {
-  if (value <= 0) return Status::invalid("'{}' must be positive (got {})", name, value);
-  return Status::ok_status();
-}
-
-Status require_positive(const char* name, double value) {
-  if (!(value > 0) || !std::isfinite(value)) {
-    return Status::invalid("'{}' must be a positive finite number (got {})", name, value);
-  }
-  return Status::ok_status();
 }
 
 // A rough parameter count in floating point, safe from int64 overflow, to
@@ -274,6 +273,16 @@ double approximate_parameters(const ModelConfig& c) {
          static_cast<double>(c.num_hidden_layers) * (attention + ffn + 4.0 * h);
 }
 
+// Tensors in parameter_layout(c), counted without building it.
+int64_t layout_tensors(const ModelConfig& c) {
+  int64_t tensors = c.tie_word_embeddings ? 2 : 3;  // embedding, final norm, lm_head
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    tensors += 1 + 4 + (c.sandwich_norm ? 3 : 1);  // input norm, q/k/v/o, the middle norms
+    tensors += c.is_moe_layer(l) ? 1 + 3 * c.num_experts : 3;
+  }
+  return tensors;
+}
+
 }  // namespace
 
 std::string_view activation_name(Activation activation) {
@@ -285,22 +294,21 @@ std::string_view activation_name(Activation activation) {
 }
 
 Result<ModelConfig> ModelConfig::from_json(const nlohmann::json& json, const std::string& source) {
-  try {
-    return parse_config(json, source);
-  } catch (const nlohmann::json::exception& e) {
-    // The reader checks types before every get<>(); this is a backstop.
-    return Status::invalid("{}: {}", source, e.what());
-  }
+  return parse_config(json, source);
 }
 
 Result<ModelConfig> ModelConfig::load(const std::string& path) {
-  SC_ASSIGN_OR_RETURN(std::string text, read_file(path));
-  nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    return Status::invalid("{}: not valid JSON: {}", path, e.what());
+  std::error_code error;
+  const std::filesystem::file_status status = std::filesystem::status(path, error);
+  if (!error && std::filesystem::exists(status) && !std::filesystem::is_regular_file(status)) {
+    return Status::invalid("{}: not a regular file", path);
   }
+  const uintmax_t bytes = std::filesystem::file_size(path, error);
+  if (!error && bytes > kMaxConfigFileBytes) {
+    return Status::invalid("{}: {} bytes, more than the {} a config.json may have", path, bytes, kMaxConfigFileBytes);
+  }
+  SC_ASSIGN_OR_RETURN(const std::string text, read_file(path));
+  SC_ASSIGN_OR_RETURN(const nlohmann::json json, parse_json(text, path));
   return from_json(json, path);
 }
 
@@ -349,14 +357,12 @@ nlohmann::json ModelConfig::to_json() const {
 }
 
 Status ModelConfig::validate() const {
-  SC_RETURN_IF_ERROR(require_positive("vocab_size", vocab_size));
-  SC_RETURN_IF_ERROR(require_positive("hidden_size", hidden_size));
-  SC_RETURN_IF_ERROR(require_positive("num_hidden_layers", num_hidden_layers));
-  SC_RETURN_IF_ERROR(require_positive("num_attention_heads", num_attention_heads));
-  SC_RETURN_IF_ERROR(require_positive("num_key_value_heads", num_key_value_heads));
-  SC_RETURN_IF_ERROR(require_positive("head_dim", head_dim));
-  SC_RETURN_IF_ERROR(require_positive("intermediate_size", intermediate_size));
-  SC_RETURN_IF_ERROR(require_positive("max_position_embeddings", max_position_embeddings));
+  for (const IntegerField& f : kIntegerFields) {
+    const int64_t value = this->*f.member;
+    if (value < f.min || value > f.max) {
+      return Status::invalid("'{}' must be an integer in [{}, {}] (got {})", f.key, f.min, f.max, value);
+    }
+  }
   if (num_attention_heads % num_key_value_heads != 0) {
     return Status::invalid("'num_attention_heads' ({}) must be divisible by 'num_key_value_heads' ({})",
                            num_attention_heads, num_key_value_heads);
@@ -364,21 +370,13 @@ Status ModelConfig::validate() const {
   if (head_dim % 2 != 0) {
     return Status::invalid("'head_dim' ({}) must be even: RoPE rotates pairs (i, i + head_dim/2)", head_dim);
   }
-
-  SC_RETURN_IF_ERROR(require_positive("rms_norm_eps", rms_norm_eps));
-  SC_RETURN_IF_ERROR(require_positive("rope_theta", rope_theta));
-  SC_RETURN_IF_ERROR(require_positive("attn_output_multiplier", attn_output_multiplier));
-  SC_RETURN_IF_ERROR(require_positive("embedding_multiplier_scale", embedding_multiplier_scale));
-  SC_RETURN_IF_ERROR(require_positive("output_multiplier_scale", output_multiplier_scale));
-  if (!(attn_logit_softcapping >= 0) || !std::isfinite(attn_logit_softcapping)) {
-    return Status::invalid("'attn_logit_softcapping' must be null, 0 (off) or a positive number (got {})",
-                           attn_logit_softcapping);
+  for (const NumberField& f : kNumberFields) {
+    const double value = this->*f.member;
+    if (!std::isfinite(value) || value < f.min || value > f.max) {
+      return Status::invalid("'{}' must be a number in [{}, {}] (got {})", f.key, f.min, f.max, value);
+    }
   }
 
-  if (num_experts < 0) return Status::invalid("'num_experts' must be 0, 1 (dense) or more (got {})", num_experts);
-  if (num_experts_per_tok < 0) {
-    return Status::invalid("'num_experts_per_tok' must not be negative (got {})", num_experts_per_tok);
-  }
   if (num_experts_per_tok > std::max<int64_t>(num_experts, 1)) {
     return Status::invalid("'num_experts_per_tok' ({}) must not exceed 'num_experts' ({})", num_experts_per_tok,
                            num_experts);
@@ -386,7 +384,6 @@ Status ModelConfig::validate() const {
   if (is_moe() && num_experts_per_tok < 1) {
     return Status::invalid("'num_experts_per_tok' must be at least 1 when 'num_experts' ({}) > 1", num_experts);
   }
-  SC_RETURN_IF_ERROR(require_positive("moe_layer_frequency", moe_layer_frequency));
   if (moe_layer_frequency != 1 && !is_moe()) {
     return Status::invalid("'moe_layer_frequency' ({}) sets an MoE layer pattern, but 'num_experts' ({}) makes every "
                            "layer dense", moe_layer_frequency, num_experts);
@@ -395,19 +392,20 @@ Status ModelConfig::validate() const {
     return Status::invalid("'moe_layer_frequency' ({}) exceeds 'num_hidden_layers' ({}): only layer 0 would be MoE",
                            moe_layer_frequency, num_hidden_layers);
   }
-  if (router_aux_loss_coef < 0 || router_z_loss_coef < 0) {
-    return Status::invalid("'router_aux_loss_coef' and 'router_z_loss_coef' must not be negative");
-  }
-  if (capacity_factor < 0) return Status::invalid("'capacity_factor' must not be negative (got {}); 0 is dropless", capacity_factor);
 
   if (!training.is_null() && !training.is_object()) {
-    return Status::invalid("'training' must be an object (got {})", describe(training));
+    return Status::invalid("'training' must be an object (got {})", describe_json(training));
   }
-  double parameters = approximate_parameters(*this);
+  const double parameters = approximate_parameters(*this);
   if (parameters > kMaxParameters) {
     return Status::invalid("the sizes give about {:.3g} parameters, more than the {:.0e} supported; check "
                            "'vocab_size', 'hidden_size', 'intermediate_size' and 'num_experts'",
                            parameters, kMaxParameters);
+  }
+  const int64_t tensors = layout_tensors(*this);
+  if (tensors > kMaxLayoutTensors) {
+    return Status::invalid("the model has {} tensors, more than the {} supported; check 'num_hidden_layers' and "
+                           "'num_experts'", tensors, kMaxLayoutTensors);
   }
   return Status::ok_status();
 }

@@ -24,6 +24,23 @@ enum class Activation {
 // The config.json spelling of an activation.
 std::string_view activation_name(Activation activation);
 
+// Upper bounds of the sizes (docs/model.md, "Bounds"): above every published
+// model, and low enough that every product the code forms of them (parameter
+// counts, the KV cache L·T·Hkv·D, activations per token) fits in 64 bits with
+// room to spare. Memory is checked separately, before anything is allocated.
+inline constexpr int64_t kMaxVocabSize = int64_t{1} << 24;           // 16,777,216
+inline constexpr int64_t kMaxHiddenSize = int64_t{1} << 17;          // 131,072
+inline constexpr int64_t kMaxLayers = 1024;
+inline constexpr int64_t kMaxAttentionHeads = 1024;
+inline constexpr int64_t kMaxHeadDim = 4096;
+inline constexpr int64_t kMaxIntermediateSize = int64_t{1} << 20;    // 1,048,576
+inline constexpr int64_t kMaxPositionEmbeddings = int64_t{1} << 24;  // 16,777,216
+inline constexpr int64_t kMaxExperts = 1024;
+// Of the whole model: parameters, and tensors in the layout (about
+// num_hidden_layers x 3 num_experts for an MoE model).
+inline constexpr double kMaxParameters = 1e15;
+inline constexpr int64_t kMaxLayoutTensors = int64_t{1} << 20;       // 1,048,576
+
 struct ModelConfig {
   std::string model_type;           // informational: "grok-1", "llama", "mixtral", ...
   int64_t vocab_size = 0;           // V
@@ -81,8 +98,10 @@ struct ModelConfig {
   // Every field, explicitly; from_json(to_json()) gives back *this.
   nlohmann::json to_json() const;
 
-  // Checks sizes and options against each other. Messages name the field
-  // (e.g. "'hidden_size' must be positive (got 0)") but not the source.
+  // Checks every field against its range (docs/model.md, "Bounds") and the
+  // sizes and options against each other. Messages name the field and the
+  // range (e.g. "'hidden_size' must be an integer in [1, 131072] (got 0)")
+  // but not the source.
   Status validate() const;
 };
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <filesystem>
 #include <fstream>
 #include <unistd.h>
@@ -221,9 +222,70 @@ TEST(ModelConfig, NonPositiveSizesAreNamed) {
   for (const char* key : {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                           "num_key_value_heads", "head_dim", "intermediate_size", "max_position_embeddings"}) {
     SCOPED_TRACE(key);
-    expect_rejected(with(minimal_config(), key, 0), {std::string("'") + key + "' must be positive", "got 0"});
-    expect_rejected(with(minimal_config(), key, -3), {std::string("'") + key + "' must be positive", "got -3"});
+    expect_rejected(with(minimal_config(), key, 0), {std::string("'") + key + "' must be an integer in [", "got number 0"});
+    expect_rejected(with(minimal_config(), key, -3), {std::string("'") + key + "' must be an integer in [", "got number -3"});
   }
+}
+
+// Issue 15, item 2: a size past its bound used to pass validate() and wrap a
+// product downstream (max_position_embeddings 2^62 made generate's KV cache
+// L·T·Hkv·D wrap and write out of bounds).
+TEST(ModelConfig, SizesHaveDocumentedUpperBounds) {
+  expect_rejected(with(minimal_config(), "max_position_embeddings", int64_t{4611686018427387904}),
+                  {"'max_position_embeddings' must be an integer in [1, 16777216]", "got number 4611686018427387904"});
+  expect_rejected(with(minimal_config(), "vocab_size", (int64_t{1} << 24) + 1), {"'vocab_size'", "[1, 16777216]"});
+  expect_rejected(with(minimal_config(), "hidden_size", int64_t{1} << 18), {"'hidden_size'", "[1, 131072]"});
+  expect_rejected(with(minimal_config(), "num_hidden_layers", 1025), {"'num_hidden_layers'", "[1, 1024]"});
+  expect_rejected(with(minimal_config(), "num_attention_heads", 2048), {"'num_attention_heads'", "[1, 1024]"});
+  expect_rejected(with(minimal_config(), "head_dim", 8192), {"'head_dim'", "[2, 4096]"});
+  expect_rejected(with(minimal_config(), "intermediate_size", int64_t{1} << 21), {"'intermediate_size'", "[1, 1048576]"});
+  expect_rejected(with(minimal_config(), "num_experts", 4096), {"'num_experts'", "[0, 1024]"});
+  expect_rejected(with(minimal_config(), "num_local_experts", 4096), {"'num_local_experts'", "[0, 1024]"});
+  // Every bound at once is allowed field by field, and the products stay in
+  // 64 bits; the model-wide bounds reject the whole.
+  Json largest = minimal_config();
+  for (const auto& [key, value] : std::initializer_list<std::pair<const char*, int64_t>>{
+           {"vocab_size", int64_t{1} << 24}, {"hidden_size", int64_t{1} << 17}, {"num_hidden_layers", 1024},
+           {"num_attention_heads", 1024}, {"head_dim", 4096}, {"intermediate_size", int64_t{1} << 20},
+           {"max_position_embeddings", int64_t{1} << 24}}) {
+    largest[key] = value;
+  }
+  expect_rejected(largest, {"parameters, more than the 1e+15 supported"});
+  // A bound set in code (not read from JSON) is caught by validate() too.
+  Result<ModelConfig> c = ModelConfig::preset("grok-mini");
+  ASSERT_TRUE(c.ok());
+  ModelConfig edited = *c;
+  edited.max_position_embeddings = int64_t{1} << 62;
+  EXPECT_EQ(edited.validate().message(),
+            "'max_position_embeddings' must be an integer in [1, 16777216] (got 4611686018427387904)");
+}
+
+TEST(ModelConfig, FloatsMustBeFiniteAndInRange) {
+  ModelConfig c = *ModelConfig::preset("grok-mini");
+  c.rope_theta = std::numeric_limits<double>::infinity();
+  EXPECT_NE(c.validate().message().find("'rope_theta' must be a number in [1, "), std::string::npos)
+      << c.validate().message();
+  c = *ModelConfig::preset("grok-mini");
+  c.capacity_factor = std::nan("");
+  EXPECT_NE(c.validate().message().find("'capacity_factor' must be a number in [0, 1000]"), std::string::npos)
+      << c.validate().message();
+  expect_rejected(with(minimal_config(), "rms_norm_eps", 2.0), {"'rms_norm_eps' must be a number in [1e-12, 1]"});
+  expect_rejected(with(minimal_config(), "router_aux_loss_coef", 1e300), {"'router_aux_loss_coef'", "[0, 1000]"});
+}
+
+TEST(ModelConfig, ModelsWithTooManyTensorsAreRejected) {
+  Json json = minimal_config();
+  json.update({{"num_hidden_layers", 1024}, {"num_experts", 1024}, {"num_experts_per_tok", 1}});
+  expect_rejected(json, {"tensors, more than the 1048576 supported", "'num_experts'"});
+}
+
+TEST(ModelConfig, AHugeUnknownKeyIsQuotedShortAndQuickly) {
+  const std::string key(10'000'000, 'k');
+  const std::string message = ModelConfig::from_json(with(minimal_config(), key, 1), "config.json").status().message();
+  EXPECT_LT(message.size(), 200u) << message.substr(0, 300);
+  EXPECT_NE(message.find("unknown key 'kkkk"), std::string::npos) << message;
+  expect_rejected(with(minimal_config(), "hidden_act", std::string(1000, 'g')),
+                  {"'hidden_act' must be a string of at most 256 bytes"});
 }
 
 TEST(ModelConfig, MissingRequiredKeyIsNamed) {
@@ -282,8 +344,8 @@ TEST(ModelConfig, FloatsMustBePositive) {
   for (const char* key : {"rms_norm_eps", "rope_theta", "attn_output_multiplier", "embedding_multiplier_scale",
                           "output_multiplier_scale"}) {
     SCOPED_TRACE(key);
-    expect_rejected(with(minimal_config(), key, 0.0), {std::string("'") + key + "' must be a positive"});
-    expect_rejected(with(minimal_config(), key, -1.5), {std::string("'") + key + "' must be a positive"});
+    expect_rejected(with(minimal_config(), key, 0.0), {std::string("'") + key + "' must be a number in ["});
+    expect_rejected(with(minimal_config(), key, -1.5), {std::string("'") + key + "' must be a number in ["});
   }
   expect_rejected(with(minimal_config(), "attn_logit_softcapping", -30.0), {"'attn_logit_softcapping'"});
 }
@@ -293,7 +355,7 @@ TEST(ModelConfig, ExpertOptionsAreChecked) {
   expect_rejected(with(moe, "num_experts_per_tok", 5),
                   {"'num_experts_per_tok' (5) must not exceed 'num_experts' (4)"});
   expect_rejected(with(moe, "num_experts_per_tok", 0), {"'num_experts_per_tok' must be at least 1"});
-  expect_rejected(with(moe, "moe_layer_frequency", 0), {"'moe_layer_frequency' must be positive"});
+  expect_rejected(with(moe, "moe_layer_frequency", 0), {"'moe_layer_frequency' must be an integer in [1, 1024]"});
   expect_rejected(with(moe, "router_renormalize", "true"), {"'router_renormalize' must be true"});
   expect_rejected(with(minimal_config(), "num_experts", -1), {"'num_experts'"});
   expect_rejected(with(minimal_config(), "num_experts_per_tok", 2),
@@ -302,8 +364,8 @@ TEST(ModelConfig, ExpertOptionsAreChecked) {
 
 TEST(ModelConfig, AbsurdSizesAreRejected) {
   Json json = minimal_config();
-  json["vocab_size"] = int64_t{1} << 40;
-  json["hidden_size"] = int64_t{1} << 40;
+  json.update({{"hidden_size", int64_t{1} << 17}, {"num_attention_heads", 128}, {"intermediate_size", int64_t{1} << 20},
+               {"num_hidden_layers", 64}, {"num_experts", 64}});
   expect_rejected(json, {"parameters"});
 }
 
@@ -348,7 +410,7 @@ TEST_F(ModelConfigFile, ErrorsNameTheFile) {
   std::string path = write("config.json", with(minimal_config(), "hidden_size", 0).dump());
   Result<ModelConfig> c = ModelConfig::load(path);
   ASSERT_FALSE(c.ok());
-  EXPECT_EQ(c.status().message(), path + ": 'hidden_size' must be positive (got 0)");
+  EXPECT_EQ(c.status().message(), path + ": 'hidden_size' must be an integer in [1, 131072] (got number 0)");
 }
 
 TEST_F(ModelConfigFile, InvalidJsonIsAnError) {
@@ -356,6 +418,34 @@ TEST_F(ModelConfigFile, InvalidJsonIsAnError) {
   Result<ModelConfig> c = ModelConfig::load(path);
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.status().message().find(path + ": not valid JSON"), std::string::npos) << c.status().message();
+}
+
+// Issue 15, item 1: `train --config x.json` with a value nested 100,000
+// deep crashed while an error message printed the whole value.
+TEST_F(ModelConfigFile, DeeplyNestedJsonIsAnErrorNotACrash) {
+  const size_t depth = 100000;
+  std::string path = write("x.json", "{\"model_type\": " + std::string(depth, '[') + std::string(depth, ']') + "}");
+  Result<ModelConfig> c = ModelConfig::load(path);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(), path + ": JSON nested more than 64 levels deep (at byte 78)");
+  // Nested within the bound, the value is described by its size only.
+  path = write("y.json", with(minimal_config(), "model_type", Json::parse(std::string(60, '[') + std::string(60, ']'))).dump());
+  c = ModelConfig::load(path);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("'model_type' must be a string of at most 256 bytes (got an array of 1)"),
+            std::string::npos) << c.status().message();
+}
+
+TEST_F(ModelConfigFile, ADeviceOrAHugeFileIsNotRead) {
+  Result<ModelConfig> c = ModelConfig::load("/dev/zero");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(), "/dev/zero: not a regular file");
+  const std::string path = (dir_ / "huge.json").string();
+  std::filesystem::resize_file(write("huge.json", ""), 17u << 20);
+  c = ModelConfig::load(path);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("more than the 16777216 a config.json may have"), std::string::npos)
+      << c.status().message();
 }
 
 TEST_F(ModelConfigFile, MissingFileIsNotFound) {
@@ -423,7 +513,7 @@ TEST(ModelConfigMoe, BadExpertSettingsAreClearErrors) {
   expect_config_error(j, "exceeds 'num_hidden_layers' (4)");
   j = small_moe_json();
   j["capacity_factor"] = -1;
-  expect_config_error(j, "'capacity_factor' must not be negative");
+  expect_config_error(j, "'capacity_factor' must be a number in [0, 1000]");
   j = small_moe_json();
   j["num_local_experts"] = 4;
   expect_config_error(j, "not both");

@@ -282,6 +282,31 @@ MemoryEstimate estimate_training_memory(const ModelConfig& c, int64_t batch, int
   return m;
 }
 
+Status check_training_shape(const ModelConfig& c, int64_t batch, int64_t seq_len) {
+  if (batch < 1 || seq_len < 1) {
+    return Status::invalid("batch size {} and sequence length {} must be positive", batch, seq_len);
+  }
+  if (seq_len > c.max_position_embeddings) {
+    return Status::invalid("sequence length {} exceeds the model's max_position_embeddings {}", seq_len,
+                           c.max_position_embeddings);
+  }
+  if (batch > kMaxTokensPerMicroBatch / seq_len) {
+    return Status::invalid("a micro-batch of {} x {} tokens is more than the {} supported", batch, seq_len,
+                           kMaxTokensPerMicroBatch);
+  }
+  // activation_floats_per_token() is safe in integers under the config's
+  // bounds; its product with the tokens may not be.
+  constexpr double kMaxBytes = 0x1p62;
+  const double tokens = static_cast<double>(batch * seq_len);
+  const double activation_bytes =
+      4.0 * tokens * (static_cast<double>(activation_floats_per_token(c)) + static_cast<double>(c.vocab_size));
+  if (activation_bytes > kMaxBytes) {
+    return Status::invalid("a micro-batch of {} x {} tokens needs about {:.3g} bytes of activations, more than "
+                           "64-bit sizes can hold", batch, seq_len, activation_bytes);
+  }
+  return Status();
+}
+
 std::vector<TensorGroup> group_tensors(const std::vector<TensorSpec>& layout) {
   std::vector<TensorGroup> groups;
   for (const TensorSpec& t : layout) {

@@ -118,6 +118,18 @@ int64_t activation_floats_per_token(const ModelConfig& config);
 
 MemoryEstimate estimate_training_memory(const ModelConfig& config, int64_t batch, int64_t seq_len);
 
+// Tokens of one training micro-batch (batch x seq_len), at most. With the
+// config's bounds, every activation size the model forms of them fits in 64
+// bits; past it, only an estimate in floating point would.
+inline constexpr int64_t kMaxTokensPerMicroBatch = int64_t{1} << 24;
+
+// Whether `config` can train on micro-batches of `batch` sequences of
+// `seq_len` tokens: both positive, seq_len within max_position_embeddings, at
+// most kMaxTokensPerMicroBatch tokens, and a training memory (estimated in
+// floating point) that 64-bit sizes can hold. estimate_training_memory()
+// and Model::create() may then compute in integers.
+Status check_training_shape(const ModelConfig& config, int64_t batch, int64_t seq_len);
+
 // Tensors with the same name up to layer and expert index, for tables:
 // "model.layers.{l}.block_sparse_moe.experts.{e}.w1.weight" [F, H] x 512.
 struct TensorGroup {

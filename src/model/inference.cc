@@ -15,16 +15,23 @@ Result<KvCache> KvCache::create(const ModelConfig& config, size_t slots, size_t 
     return Status::invalid("KV cache context {} exceeds the model's max_position_embeddings {}", context,
                            config.max_position_embeddings);
   }
+  SC_RETURN_IF_ERROR(config.validate());
   KvCache cache;
   cache.layers_ = static_cast<size_t>(config.num_hidden_layers);
   cache.slots_ = slots;
   cache.context_ = context;
   cache.row_floats_ = static_cast<size_t>(config.num_key_value_heads * config.head_dim);
-  const size_t floats = cache.layers_ * slots * context * cache.row_floats_;
+  // The config's bounds keep layers x context x row within 2^56 floats; the
+  // slots are the caller's.
+  size_t floats = 0;
+  const std::string name = fmt::format("KV cache of {} slot{} x {} positions", slots, slots > 1 ? "s" : "", context);
+  if (__builtin_mul_overflow(cache.layers_ * context * cache.row_floats_, slots, &floats)) {
+    return Status::invalid("{}: needs more than 2^64 bytes of memory", name);
+  }
   ArenaPlan plan;
   plan.add(&cache.keys_, floats);
   plan.add(&cache.values_, floats);
-  SC_ASSIGN_OR_RETURN(cache.arena_, plan.allocate("kv-cache"));
+  SC_ASSIGN_OR_RETURN(cache.arena_, plan.allocate(name));
   return cache;
 }
 
@@ -32,6 +39,12 @@ Result<std::unique_ptr<Inference>> Inference::create(const ModelConfig& config, 
                                                      size_t max_tokens, size_t max_sequences, ThreadPool& pool) {
   SC_RETURN_IF_ERROR(config.validate());
   if (max_tokens == 0 || max_sequences == 0) return Status::invalid("inference needs room for at least one token");
+  // With these, every buffer below is within 64 bits (the config bounds the rest).
+  if (max_tokens > static_cast<size_t>(kMaxTokensPerMicroBatch) ||
+      max_sequences > static_cast<size_t>(kMaxTokensPerMicroBatch)) {
+    return Status::invalid("inference for {} tokens of {} sequences at once; at most {} of each", max_tokens,
+                           max_sequences, kMaxTokensPerMicroBatch);
+  }
   std::unique_ptr<Inference> m(new Inference(config, max_tokens, max_sequences, pool));
   const ModelConfig& c = m->config_;
   // ModelWeights' views are mutable for the gradient binding; inference only reads them.
@@ -58,7 +71,8 @@ Result<std::unique_ptr<Inference>> Inference::create(const ModelConfig& config, 
   arena_plan.add(&m->positions_, max_tokens);
   arena_plan.add(&m->segments_, max_tokens);
   arena_plan.add(&m->last_rows_, max_sequences);
-  SC_ASSIGN_OR_RETURN(m->arena_, arena_plan.allocate("inference"));
+  SC_ASSIGN_OR_RETURN(m->arena_, arena_plan.allocate(fmt::format("inference buffers for {} tokens of a {}-position "
+                                                                  "context", max_tokens, context)));
   rope_tables_fill(m->rope_cos_, m->rope_sin_, context, D, c.rope_theta);
   m->one_token_.reserve(max_sequences);
   return m;

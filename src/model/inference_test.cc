@@ -272,5 +272,28 @@ TEST(Inference, BadRequestsAreErrorsThatNameTheProblem) {
   EXPECT_NE(too_long.status().message().find("max_position_embeddings 24"), std::string::npos);
 }
 
+// Issue 15, item 2: generate sized its KV cache as L·T·KD in size_t,
+// which wrapped for a large context and was then written out of bounds.
+TEST(Inference, BuffersTheWordOrTheMachineCannotHoldAreClearErrors) {
+  ThreadPool pool(1);
+  const ModelConfig c = make_config(Kind::kDenseGrok);
+  auto wrapped = KvCache::create(c, SIZE_MAX / 4, 24);
+  ASSERT_FALSE(wrapped.ok());
+  EXPECT_EQ(wrapped.status().message(),
+            fmt::format("KV cache of {} slots x 24 positions: needs more than 2^64 bytes of memory", SIZE_MAX / 4));
+  auto huge = KvCache::create(c, size_t{1} << 30, 24);
+  ASSERT_FALSE(huge.ok());
+  EXPECT_NE(huge.status().message().find("KV cache of 1073741824 slots x 24 positions: needs 4947.80 GB of memory "
+                                         "(4947802324992 bytes), more than this machine's"),
+            std::string::npos) << huge.status().message();
+  std::vector<float> params(static_cast<size_t>(parameter_buffer_floats(parameter_layout(c))), 0.01f);
+  auto too_many = Inference::create(c, params.data(), size_t{1} << 25, 1, pool);
+  ASSERT_FALSE(too_many.ok());
+  EXPECT_NE(too_many.status().message().find("at most 16777216"), std::string::npos) << too_many.status().message();
+  ModelConfig edited = c;
+  edited.max_position_embeddings = int64_t{1} << 62;
+  EXPECT_FALSE(KvCache::create(edited, 1, 24).ok());
+}
+
 }  // namespace
 }  // namespace sc

@@ -72,11 +72,7 @@ Result<std::unique_ptr<Model>> Model::create(const ModelConfig& config, int64_t 
                                              ThreadPool& pool, size_t buffer_multiple) {
   SC_RETURN_IF_ERROR(config.validate());
   if (buffer_multiple == 0) return Status::invalid("parameter buffer multiple must be positive");
-  if (batch <= 0 || seq_len <= 0) return Status::invalid("batch size and sequence length must be positive");
-  if (seq_len > config.max_position_embeddings) {
-    return Status::invalid("sequence length {} exceeds the model's max_position_embeddings {}", seq_len,
-                           config.max_position_embeddings);
-  }
+  SC_RETURN_IF_ERROR(check_training_shape(config, batch, seq_len));
   std::unique_ptr<Model> model(new Model(config, batch, seq_len, pool));
   SC_RETURN_IF_ERROR(model->allocate(buffer_multiple));
   return model;

@@ -198,5 +198,26 @@ TEST(Model, RejectsContextLongerThanConfigAndTokensOutsideVocab) {
   EXPECT_FALSE((*model)->forward(tokens.data(), targets.data()).ok());
 }
 
+// Issue 15, item 2: sizes in range can still need more memory than the
+// machine has, or a micro-batch more tokens than 64-bit sizes allow for.
+TEST(Model, SizesTheMachineCannotHoldAreClearErrorsBeforeAllocating) {
+  ThreadPool pool(1);
+  ModelConfig big = tiny_config(true);
+  big.vocab_size = int64_t{1} << 24;
+  big.hidden_size = int64_t{1} << 16;
+  ASSERT_TRUE(big.validate().ok()) << big.validate().message();
+  auto model = Model::create(big, 1, 8, pool);
+  ASSERT_FALSE(model.ok());
+  EXPECT_NE(model.status().message().find("parameters+gradients: needs "), std::string::npos)
+      << model.status().message();
+  EXPECT_NE(model.status().message().find("more than this machine's"), std::string::npos) << model.status().message();
+  auto batch = Model::create(tiny_config(true), int64_t{1} << 21, 16, pool);
+  ASSERT_FALSE(batch.ok());
+  EXPECT_EQ(batch.status().message(), "a micro-batch of 2097152 x 16 tokens is more than the 16777216 supported");
+  auto context = Model::create(tiny_config(true), 1, 17, pool);
+  ASSERT_FALSE(context.ok());
+  EXPECT_EQ(context.status().message(), "sequence length 17 exceeds the model's max_position_embeddings 16");
+}
+
 }  // namespace
 }  // namespace sc

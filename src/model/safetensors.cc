@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "core/json_reader.h"
+
 namespace sc {
 
 static_assert(std::endian::native == std::endian::little, "safetensors data is little-endian");
@@ -18,6 +20,9 @@ namespace {
 
 // The Hugging Face reader refuses larger headers; so do we.
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
+
+// Characters of a name, key or value from the file an error message quotes.
+constexpr size_t kMaxShownChars = 64;
 
 struct DTypeInfo {
   DType dtype;
@@ -56,13 +61,13 @@ struct Entry {
 Result<Entry> parse_entry(const std::string& path, const std::string& name, const nlohmann::json& value,
                           uint64_t data_size) {
   auto bad = [&](std::string_view what) {
-    return Status::corruption("{}: tensor '{}': {}", path, name, what);
+    return Status::corruption("{}: tensor '{}': {}", path, text_excerpt(name, kMaxShownChars), what);
   };
   if (name.empty()) return Status::corruption("{}: a tensor has an empty name", path);
   if (!value.is_object()) return bad("entry is not a JSON object");
   for (const auto& [key, field] : value.items()) {
     if (key != "dtype" && key != "shape" && key != "data_offsets") {
-      return bad(fmt::format("unknown field '{}'", key));
+      return bad(fmt::format("unknown field '{}'", text_excerpt(key, kMaxShownChars)));
     }
   }
   Entry entry;
@@ -73,7 +78,7 @@ Result<Entry> parse_entry(const std::string& path, const std::string& name, cons
   if (!dtype_it->is_string()) return bad("field 'dtype' is not a string");
   const std::string& dtype_text = dtype_it->get_ref<const std::string&>();
   std::optional<DType> dtype = dtype_from_name(dtype_text);
-  if (!dtype) return bad(fmt::format("unknown dtype '{}'", dtype_text));
+  if (!dtype) return bad(fmt::format("unknown dtype '{}'", text_excerpt(dtype_text, kMaxShownChars)));
   entry.view.dtype = *dtype;
 
   auto shape_it = value.find("shape");
@@ -83,7 +88,9 @@ Result<Entry> parse_entry(const std::string& path, const std::string& name, cons
   uint64_t expected_bytes = dtype_size_bytes(*dtype);
   bool overflow = false;
   for (const nlohmann::json& dim : *shape_it) {
-    if (!dim.is_number_unsigned()) return bad(fmt::format("shape entry {} is not a non-negative integer", dim.dump()));
+    if (!dim.is_number_unsigned()) {
+      return bad(fmt::format("shape entry {} is not a non-negative integer", describe_json(dim)));
+    }
     uint64_t d = dim.get<uint64_t>();
     if (d > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) overflow = true;
     entry.view.shape.push_back(static_cast<int64_t>(d));
@@ -95,7 +102,7 @@ Result<Entry> parse_entry(const std::string& path, const std::string& name, cons
   if (!offsets_it->is_array() || offsets_it->size() != 2 || !(*offsets_it)[0].is_number_unsigned() ||
       !(*offsets_it)[1].is_number_unsigned()) {
     return bad(fmt::format("field 'data_offsets' is {}, not [begin, end] with non-negative integers",
-                           offsets_it->dump()));
+                           describe_json(*offsets_it)));
   }
   entry.begin = (*offsets_it)[0].get<uint64_t>();
   entry.end = (*offsets_it)[1].get<uint64_t>();
@@ -120,13 +127,22 @@ Result<Entry> parse_entry(const std::string& path, const std::string& name, cons
 
 // Finds the first key repeated inside one JSON object, at any depth: the
 // parser itself silently keeps the last one, which would let two headers
-// disagree about a tensor.
-struct DuplicateKeyFinder {
+// disagree about a tensor. Also stops building the value past
+// kMaxJsonDepth levels of nesting: walking or printing a deeper one is what
+// crashes (the parse itself is iterative).
+struct HeaderChecker {
   std::vector<std::set<std::string>> open_objects;
   std::optional<std::string> duplicate;
+  bool too_deep = false;
 
-  bool operator()(int /*depth*/, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+  bool operator()(int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
     using Event = nlohmann::json::parse_event_t;
+    if (too_deep) return false;  // discard the rest; the header is refused
+    const bool opens = event == Event::object_start || event == Event::array_start;
+    if (opens && static_cast<size_t>(depth) >= kMaxJsonDepth) {
+      too_deep = true;
+      return false;
+    }
     if (event == Event::object_start) {
       open_objects.emplace_back();
     } else if (event == Event::object_end) {
@@ -195,7 +211,11 @@ int64_t element_count(std::span<const int64_t> shape) {
   return n;
 }
 
-std::string shape_text(std::span<const int64_t> shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
+std::string shape_text(std::span<const int64_t> shape) {
+  constexpr size_t kMaxShownDims = 8;  // a shape read from a file may have any number
+  if (shape.size() <= kMaxShownDims) return fmt::format("[{}]", fmt::join(shape, ", "));
+  return fmt::format("[{}, ... ({} dimensions)]", fmt::join(shape.first(kMaxShownDims), ", "), shape.size());
+}
 
 Status write_safetensors(const std::string& path, std::span<const TensorToWrite> tensors,
                          const std::map<std::string, std::string>& metadata) {
@@ -274,14 +294,20 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
   }
 
   nlohmann::json header;
-  DuplicateKeyFinder duplicates;
+  HeaderChecker checker;
   try {
-    header = nlohmann::json::parse(header_begin, header_begin + header_len, std::ref(duplicates));
-  } catch (const nlohmann::json::exception& e) {
-    return Status::corruption("{}: header is not valid JSON: {}", path, e.what());
+    header = nlohmann::json::parse(header_begin, header_begin + header_len, std::ref(checker));
+  } catch (const nlohmann::json::parse_error& e) {
+    return Status::corruption("{}: header is not valid JSON (byte {})", path, e.byte);
+  } catch (const nlohmann::json::exception&) {
+    return Status::corruption("{}: header is not valid JSON", path);
   }
-  if (duplicates.duplicate) {
-    return Status::corruption("{}: header has the key '{}' twice", path, *duplicates.duplicate);
+  if (checker.too_deep) {
+    return Status::corruption("{}: header nested more than {} levels deep", path, kMaxJsonDepth);
+  }
+  if (checker.duplicate) {
+    return Status::corruption("{}: header has the key '{}' twice", path,
+                              text_excerpt(*checker.duplicate, kMaxShownChars));
   }
   if (!header.is_object()) return Status::corruption("{}: header is not a JSON object", path);
 
@@ -294,7 +320,8 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
       if (!value.is_object()) return Status::corruption("{}: __metadata__ is not a JSON object", path);
       for (const auto& [key, text] : value.items()) {
         if (!text.is_string()) {
-          return Status::corruption("{}: __metadata__ entry '{}' is {}, not a string", path, key, text.dump());
+          return Status::corruption("{}: __metadata__ entry '{}' is {}, not a string", path,
+                                    text_excerpt(key, kMaxShownChars), describe_json(text));
         }
         metadata[key] = text.get<std::string>();
       }
@@ -314,11 +341,12 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
     if (e.begin < covered) {
       const Entry& prev = entries[i - 1];
       return Status::corruption("{}: tensor '{}' data_offsets [{}, {}] overlap tensor '{}' [{}, {}]", path,
-                                e.view.name, e.begin, e.end, prev.view.name, prev.begin, prev.end);
+                                text_excerpt(e.view.name, kMaxShownChars), e.begin, e.end,
+                                text_excerpt(prev.view.name, kMaxShownChars), prev.begin, prev.end);
     }
     if (e.begin > covered) {
       return Status::corruption("{}: bytes [{}, {}) of the data region belong to no tensor (before tensor '{}')",
-                                path, covered, e.begin, e.view.name);
+                                path, covered, e.begin, text_excerpt(e.view.name, kMaxShownChars));
     }
     covered = e.end;
   }
@@ -438,7 +466,8 @@ Result<double> SafetensorsFile::metadata_double(std::string_view key) const {
   double value = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc() || end != text.data() + text.size()) {
-    return Status::invalid("{}: __metadata__ entry '{}' is '{}', not a number", path(), key, text);
+    return Status::invalid("{}: __metadata__ entry '{}' is '{}', not a number", path(), key,
+                           text_excerpt(text, kMaxShownChars));
   }
   return value;
 }

@@ -41,7 +41,7 @@ uint16_t f32_to_f16(float value);
 
 // product(shape); 1 for a scalar (shape []), 0 for an empty tensor.
 int64_t element_count(std::span<const int64_t> shape);
-std::string shape_text(std::span<const int64_t> shape);  // "[2, 9, 67]"
+std::string shape_text(std::span<const int64_t> shape);  // "[2, 9, 67]"; past 8 dimensions "[..., ... (N dimensions)]"
 
 // One tensor to write. `data` holds element_count(shape) * dtype_size_bytes
 // bytes, little-endian, row-major; it is read during write_safetensors only.

@@ -14,6 +14,8 @@ namespace sc {
 // Prompt tokens per prefill forward: a longer prompt takes several.
 constexpr size_t kPrefillTokens = 256;
 
+constexpr double kMinTemperature = 1e-3, kMaxTemperature = 100;
+
 Result<std::unique_ptr<Generator>> Generator::load(const std::string& checkpoint_path, size_t threads) {
   std::unique_ptr<Generator> g(new Generator());
   SC_ASSIGN_OR_RETURN(const CheckpointInfo checkpoint, resolve_checkpoint(checkpoint_path));
@@ -27,15 +29,27 @@ Result<std::unique_ptr<Generator>> Generator::load(const std::string& checkpoint
     return Status::invalid("{}: tokenizer has {} tokens, more than the model's vocab_size {}", dir,
                            g->tokenizer_->vocab_size(), c.vocab_size);
   }
+  // The flag is bounded (threads_from_flag); this catches a caller's garbage.
+  const size_t max_threads = std::max(static_cast<size_t>(kMaxThreads), default_thread_count());
+  if (threads == 0 || threads > max_threads) {
+    return Status::invalid("generator: {} threads; 1 to {}", threads, max_threads);
+  }
   g->pool_ = std::make_unique<ThreadPool>(threads);
   const std::vector<TensorSpec> layout = parameter_layout(c);
   ArenaPlan weights;
   weights.add(&g->params_, static_cast<size_t>(parameter_buffer_floats(layout)));
-  SC_ASSIGN_OR_RETURN(g->weights_, weights.allocate("generator weights"));
+  auto weights_arena = weights.allocate("the model's weights");
+  if (!weights_arena.ok()) return weights_arena.status().with_context(dir);
+  g->weights_ = std::move(weights_arena).value();
   SC_RETURN_IF_ERROR(load_weights(dir + "/" + checkpoint_file::kModel, layout, g->params_));
+  // The cache first: it is what a long context makes large.
   const size_t context = static_cast<size_t>(c.max_position_embeddings);
-  SC_ASSIGN_OR_RETURN(g->inference_, Inference::create(c, g->params_, std::min(context, kPrefillTokens), 1, *g->pool_));
-  SC_ASSIGN_OR_RETURN(g->cache_, KvCache::create(c, 1, context));
+  auto cache = KvCache::create(c, 1, context);
+  if (!cache.ok()) return cache.status().with_context(dir);
+  g->cache_ = std::move(cache).value();
+  auto inference = Inference::create(c, g->params_, std::min(context, kPrefillTokens), 1, *g->pool_);
+  if (!inference.ok()) return inference.status().with_context(dir);
+  g->inference_ = std::move(inference).value();
   return g;
 }
 
@@ -72,21 +86,50 @@ uint32_t Generator::sample(const float* logits, const SamplingOptions& options, 
   return candidates_[keep - 1].second;
 }
 
-Result<std::vector<uint32_t>> Generator::generate(const std::string& prompt, const SamplingOptions& options,
-                                                  const TokenFn& on_token) {
-  if (options.max_tokens < 0) return Status::invalid("--max-tokens must not be negative");
-  if (options.top_p <= 0 || options.top_p > 1) return Status::invalid("--top-p {} must be in (0, 1]", options.top_p);
-  if (options.temperature < 0) return Status::invalid("--temperature {} must not be negative", options.temperature);
+Status SamplingOptions::validate() const {
+  if (max_tokens < 0 || max_tokens > kMaxPositionEmbeddings) {
+    return Status::invalid("--max-tokens must be an integer in [0, {}] (got {})", kMaxPositionEmbeddings, max_tokens);
+  }
+  // A temperature near 0 would divide the logits into infinities.
+  if (!(temperature == 0 || (temperature >= kMinTemperature && temperature <= kMaxTemperature))) {
+    return Status::invalid("--temperature must be 0 (greedy) or a number in [{}, {}] (got {})", kMinTemperature,
+                           kMaxTemperature, temperature);
+  }
+  if (!(top_p > 0 && top_p <= 1)) return Status::invalid("--top-p must be a number in (0, 1] (got {})", top_p);
+  if (top_k < 0 || top_k > kMaxVocabSize) {
+    return Status::invalid("--top-k must be an integer in [0, {}] (0: off) (got {})", kMaxVocabSize, top_k);
+  }
+  return Status();
+}
+
+Result<std::vector<uint32_t>> Generator::encode_prompt(const std::string& prompt) const {
   std::vector<uint32_t> context;
   // Training documents follow an end-of-document token: so does the prompt.
   context.push_back(tokenizer_->end_of_document_id());
   std::vector<uint32_t> prompt_ids;
   SC_RETURN_IF_ERROR(tokenizer_->encode(prompt, &prompt_ids));
   context.insert(context.end(), prompt_ids.begin(), prompt_ids.end());
-  const size_t max_context = cache_.context();
-  if (context.size() >= max_context) {
+  if (context.size() >= cache_.context()) {
     return Status::invalid("the prompt is {} tokens; the model's context is {} (max_position_embeddings)",
-                           prompt_ids.size(), max_context);
+                           prompt_ids.size(), cache_.context());
+  }
+  return context;
+}
+
+Result<std::vector<uint32_t>> Generator::generate(const std::string& prompt, const SamplingOptions& options,
+                                                  const TokenFn& on_token) {
+  SC_RETURN_IF_ERROR(options.validate());
+  SC_ASSIGN_OR_RETURN(const std::vector<uint32_t> context, encode_prompt(prompt));
+  return generate_from(context, options, on_token);
+}
+
+Result<std::vector<uint32_t>> Generator::generate_from(const std::vector<uint32_t>& context,
+                                                       const SamplingOptions& options, const TokenFn& on_token) {
+  SC_RETURN_IF_ERROR(options.validate());
+  const size_t max_context = cache_.context();
+  if (context.empty() || context.size() >= max_context) {
+    return Status::invalid("{} context tokens; the model's context is {} (max_position_embeddings)", context.size(),
+                           max_context);
   }
   // The whole prompt in one prefill (slot 0 from position 0), then one decode
   // per sampled token at the next position.

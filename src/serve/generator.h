@@ -20,12 +20,15 @@
 namespace sc {
 
 struct SamplingOptions {
-  int64_t max_tokens = 128;
-  double temperature = 0.8;  // 0: greedy
-  double top_p = 0.95;       // nucleus; 1: off
-  int64_t top_k = 0;         // 0: off
+  int64_t max_tokens = 128;  // [0, 16777216]
+  double temperature = 0.8;  // 0: greedy, else [0.001, 100]
+  double top_p = 0.95;       // nucleus, (0, 1]; 1: off
+  int64_t top_k = 0;         // [0, 16777216]; 0: off
   uint64_t seed = 0;
   bool stop_at_end_of_document = true;
+
+  // Every number finite and in its range above; errors name the flag.
+  Status validate() const;
 };
 
 class Generator {
@@ -38,11 +41,19 @@ class Generator {
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   const std::string& checkpoint() const { return checkpoint_; }
 
+  // The tokens generation starts from: the end-of-document token (training
+  // documents follow one) and the prompt's. A prompt that leaves no room in
+  // the model's context is an error.
+  Result<std::vector<uint32_t>> encode_prompt(const std::string& prompt) const;
+
   // Generates a continuation of `prompt`, calling on_token(id, text) as each
   // token is made (return false to stop). Returns the generated ids.
   using TokenFn = std::function<bool(uint32_t id, const std::string& text)>;
   Result<std::vector<uint32_t>> generate(const std::string& prompt, const SamplingOptions& options,
                                          const TokenFn& on_token);
+  // The same from encode_prompt()'s tokens.
+  Result<std::vector<uint32_t>> generate_from(const std::vector<uint32_t>& context, const SamplingOptions& options,
+                                              const TokenFn& on_token);
 
  private:
   Generator() = default;

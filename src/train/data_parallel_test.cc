@@ -5,6 +5,7 @@
 #include <random>
 
 #include "dist/single_process.h"
+#include "model/safetensors.h"
 #include "kernels/elementwise.h"
 #include "run/run_paths.h"
 #include "train/optimizer_shards.h"
@@ -142,6 +143,36 @@ TEST(OptimizerShards, MomentsWrittenOnFourRanksLoadOnAnyNumber) {
   Status missing = load_optimizer_shards(dir.path(), adamw, num_floats);
   EXPECT_FALSE(missing.ok());
   EXPECT_NE(missing.message().find("3 of the 4 optimizer files"), std::string::npos) << missing.message();
+}
+
+// Issue 15, item 1: the 'segments' metadata of an optimizer file is JSON
+// inside the safetensors header; nested 100,000 deep it crashed the error
+// message that printed it, and an entry whose local offset wraps passed the
+// bounds check and was copied from outside the file.
+TEST(OptimizerShards, NestedOrWrappingSegmentsAreRefused) {
+  testing::TempDir dir;
+  const std::vector<float> m(64, 0.0f);
+  const std::vector<int64_t> shape = {64};
+  const std::vector<TensorToWrite> moments = {{"adamw.m", DType::kF32, shape, m.data()},
+                                              {"adamw.v", DType::kF32, shape, m.data()}};
+  const std::string path = dir.file(checkpoint_file::optimizer_shard(0, 1));
+  auto load_with_segments = [&](const std::string& segments) {
+    EXPECT_TRUE(write_safetensors(path, moments, {{"segments", segments}}).ok());
+    std::vector<float> mine_m(64), mine_v(64);
+    AdamW adamw(AdamWConfig{}, {{0, 64, true}}, {{0, 64, 0}}, mine_m.data(), mine_v.data(), 64);
+    return load_optimizer_shards(dir.path(), adamw, 64);
+  };
+  const size_t depth = 100000;
+  Status nested = load_with_segments(std::string(depth, '[') + std::string(depth, ']'));
+  EXPECT_EQ(nested.code(), StatusCode::kCorruption);
+  EXPECT_NE(nested.message().find(path + ": metadata 'segments': JSON nested more than 64 levels deep"),
+            std::string::npos) << nested.message();
+  Status shallow = load_with_segments("[[[[[[[[1]]]]]]]]");
+  EXPECT_NE(shallow.message().find("'segments' entry an array of 1 is not [begin, end, local]"), std::string::npos)
+      << shallow.message();
+  Status wrapping = load_with_segments("[[0, 64, 18446744073709551615]]");
+  EXPECT_NE(wrapping.message().find("segment [0, 64, 18446744073709551615] lies outside its 64 moments"),
+            std::string::npos) << wrapping.message();
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/json_reader.h"
+
 namespace sc {
 
 LossGuard::Verdict LossGuard::check(double loss, double grad_norm, std::string* why) {
@@ -38,12 +40,28 @@ LossGuard::Verdict LossGuard::check(double loss, double grad_norm, std::string* 
 
 nlohmann::json LossGuard::state() const { return {{"recent_losses", recent_}, {"bad_in_row", bad_in_row_}}; }
 
-void LossGuard::restore(const nlohmann::json& state) {
+Status LossGuard::restore(const nlohmann::json& state, const std::string& source) {
   recent_.clear();
   bad_in_row_ = 0;
-  if (!state.is_object()) return;
-  for (double loss : state.value("recent_losses", std::vector<double>{})) recent_.push_back(loss);
-  bad_in_row_ = state.value("bad_in_row", 0);
+  if (state.is_null()) return Status();
+  SC_ASSIGN_OR_RETURN(const JsonReader reader, JsonReader::of(state, source));
+  if (reader.has("recent_losses")) {
+    SC_ASSIGN_OR_RETURN(const nlohmann::json* losses, reader.array("recent_losses"));
+    if (losses->size() > static_cast<size_t>(options_.window)) {
+      return Status::invalid("{}: 'recent_losses' holds {} losses, more than the {} the guard keeps", source,
+                             losses->size(), options_.window);
+    }
+    for (const nlohmann::json& loss : *losses) {
+      if (!loss.is_number()) {
+        return Status::invalid("{}: 'recent_losses' must hold numbers (got {})", source, describe_json(loss));
+      }
+      recent_.push_back(loss.get<double>());
+    }
+  }
+  // A resumed run may have lowered --max-bad-steps: any count the flag allows.
+  SC_ASSIGN_OR_RETURN(const int64_t bad, reader.integer_or("bad_in_row", 0, 0, 1'000'000));
+  bad_in_row_ = static_cast<int>(bad);
+  return Status();
 }
 
 }  // namespace sc

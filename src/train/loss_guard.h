@@ -32,8 +32,10 @@ class LossGuard {
 
   // The verdict on a step; for kSkip and kRollback, `why` says what was wrong.
   Verdict check(double loss, double grad_norm, std::string* why);
-  // After a rollback the recent losses are those of the checkpoint.
-  void restore(const nlohmann::json& state);
+  // After a rollback the recent losses are those of the checkpoint. `state`
+  // is state() as a checkpoint holds it (null: none); anything else is an
+  // error naming `source`.
+  Status restore(const nlohmann::json& state, const std::string& source);
   nlohmann::json state() const;
   int bad_in_row() const { return bad_in_row_; }
 

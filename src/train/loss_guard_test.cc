@@ -32,7 +32,7 @@ TEST(LossGuard, SkipsNonFiniteAndSpikesThenRollsBack) {
 
   // The state round-trips (a resumed run decides as the straight one would).
   LossGuard restored({.spike_factor = 2.0, .window = 4, .max_bad_in_row = 2});
-  restored.restore(nlohmann::json::parse(guard.state().dump()));
+  ASSERT_TRUE(restored.restore(nlohmann::json::parse(guard.state().dump()), "state").ok());
   EXPECT_EQ(restored.bad_in_row(), 1);
   EXPECT_EQ(restored.check(9.0, 1.0, &why), guard.check(9.0, 1.0, &why));
 }
@@ -41,6 +41,29 @@ TEST(LossGuard, SpikeCheckOffWithFactorZero) {
   LossGuard guard({.spike_factor = 0, .window = 2, .max_bad_in_row = 3});
   std::string why;
   for (double loss : {1.0, 1.0, 1000.0}) EXPECT_EQ(guard.check(loss, 1.0, &why), LossGuard::Verdict::kApply);
+}
+
+// Issue 15, item 4: a trainer_state.json whose 'loss_guard' held a string
+// where numbers belong aborted the resume with nlohmann::type_error.
+TEST(LossGuard, ARestoredStateOfTheWrongShapeIsAnErrorNamingIt) {
+  LossGuard guard({.spike_factor = 2.0, .window = 4, .max_bad_in_row = 3});
+  auto error = [&](const nlohmann::json& state) {
+    Status s = guard.restore(state, "trainer_state.json 'loss_guard'");
+    EXPECT_FALSE(s.ok()) << state.dump();
+    return s.message();
+  };
+  EXPECT_EQ(error({{"recent_losses", "x"}}),
+            "trainer_state.json 'loss_guard': 'recent_losses' must be an array (got string \"x\")");
+  EXPECT_EQ(error({{"recent_losses", {1.0, "x"}}}),
+            "trainer_state.json 'loss_guard': 'recent_losses' must hold numbers (got string \"x\")");
+  EXPECT_EQ(error({{"recent_losses", {1, 2, 3, 4, 5}}}),
+            "trainer_state.json 'loss_guard': 'recent_losses' holds 5 losses, more than the 4 the guard keeps");
+  EXPECT_EQ(error({{"bad_in_row", "two"}}),
+            "trainer_state.json 'loss_guard': 'bad_in_row' must be an integer in [0, 1000000] (got string \"two\")");
+  EXPECT_EQ(error(5), "trainer_state.json 'loss_guard': must be a JSON object (got number 5)");
+  EXPECT_TRUE(guard.restore(nlohmann::json(), "none").ok());
+  EXPECT_TRUE(guard.restore({{"recent_losses", {1, 2}}, {"bad_in_row", 2}}, "ok").ok());
+  EXPECT_EQ(guard.bad_in_row(), 2);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "core/json_reader.h"
 #include "model/safetensors.h"
 #include "run/run_paths.h"
 
@@ -22,17 +23,22 @@ struct ShardFile {
 
 Result<std::vector<OwnedSegment>> read_segments(const SafetensorsFile& file, size_t moments) {
   SC_ASSIGN_OR_RETURN(std::string text, file.metadata_value("segments"));
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  auto parsed = parse_json(text, file.path() + ": metadata 'segments'");
+  if (!parsed.ok()) return Status::corruption("{}", parsed.status().message());
+  const nlohmann::json& j = *parsed;
   std::vector<OwnedSegment> segments;
   if (!j.is_array()) return Status::corruption("{}: metadata 'segments' is not a JSON array", file.path());
   for (const nlohmann::json& s : j) {
     if (!s.is_array() || s.size() != 3 || !s[0].is_number_unsigned() || !s[1].is_number_unsigned() ||
         !s[2].is_number_unsigned()) {
-      return Status::corruption("{}: metadata 'segments' entry {} is not [begin, end, local]", file.path(), s.dump());
+      return Status::corruption("{}: metadata 'segments' entry {} is not [begin, end, local]", file.path(),
+                                describe_json(s));
     }
     const OwnedSegment segment{s[0].get<size_t>(), s[1].get<size_t>(), s[2].get<size_t>()};
-    if (segment.end < segment.begin || segment.local + (segment.end - segment.begin) > moments) {
-      return Status::corruption("{}: segment {} lies outside its {} moments", file.path(), s.dump(), moments);
+    if (segment.end < segment.begin || segment.end - segment.begin > moments ||
+        segment.local > moments - (segment.end - segment.begin)) {
+      return Status::corruption("{}: segment [{}, {}, {}] lies outside its {} moments", file.path(), segment.begin,
+                                segment.end, segment.local, moments);
     }
     segments.push_back(segment);
   }

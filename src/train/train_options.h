@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "core/status.h"
 #include "model/config.h"
@@ -15,6 +16,13 @@
 #include "train/trainer_state.h"
 
 namespace sc {
+
+// The source name of flags given on the command line: their errors name the
+// flag ("--lr must be ..."), those of a file name the file and the key.
+inline constexpr const char* kCommandLine = "command line";
+
+// Sequences per optimizer step over all ranks, at most.
+inline constexpr int64_t kMaxGlobalBatch = int64_t{1} << 30;
 
 struct TrainOptions {
   std::string config = "grok-mini";  // preset name or config.json path
@@ -46,10 +54,18 @@ struct TrainOptions {
   int64_t max_bad_steps = 3;   // skipped steps in a row before rolling back to the last checkpoint
 
   nlohmann::json to_json() const;
-  // Overrides the fields present in `j`; unknown keys and wrong types are
-  // errors naming `source` and the key.
+  // Overrides the fields present in `j`; unknown keys, wrong types and values
+  // outside their range (README, "supercluster train") are errors naming
+  // `source` and the key, or the flag when `source` is kCommandLine.
   Status apply_json(const nlohmann::json& j, const std::string& source);
+  // Every number finite and in its range, alone and against the others
+  // (--min-lr <= --lr, ...); errors name the flag.
+  Status validate_numbers() const;
+  // validate_numbers(), and --data and --out given.
   Status validate() const;
+  // --seq-len within the model's context, and a micro-batch whose memory
+  // fits 64-bit sizes.
+  Status check_for_model(const ModelConfig& config) const;
   // Settles global_batch = batch_size · grad_accum · ranks: derives
   // global_batch when 0, else grad_accum from it (an error naming the flags
   // when it does not divide). Megatron's --global-batch-size semantics: the
@@ -69,6 +85,11 @@ struct ResolvedRun {
   std::optional<CheckpointInfo> checkpoint;  // --resume only
   std::optional<TrainerState> state;         // of `checkpoint`
 };
+// The flag of a TrainOptions key ("time_limit_min" -> "--time-limit"), and
+// what its value must be ("an integer in [1, 16777216]"; empty if unknown).
+std::string train_flag_name(std::string_view key);
+std::string train_option_expectation(std::string_view key);
+
 // `overrides`: the flags given, as TrainOptions keys.
 Result<ResolvedRun> resolve_run(const nlohmann::json& overrides, bool resume);
 // A new run must not start in a directory that holds another run's

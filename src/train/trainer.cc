@@ -149,6 +149,7 @@ class Trainer {
 
 Status Trainer::setup() {
   SC_RETURN_IF_ERROR(o_.validate());
+  SC_RETURN_IF_ERROR(o_.check_for_model(config_));
   SC_RETURN_IF_ERROR(o_.resolve_batch(world()));
   heartbeat_ = HeartbeatWriter::from_env(comm_->rank());
   heartbeat_.beat(0, HeartbeatPhase::kSetup);
@@ -267,7 +268,7 @@ Status Trainer::resume_from(const CheckpointInfo& checkpoint, const TrainerState
   step_ = state.step;
   tokens_seen_ = state.tokens_seen;
   elapsed_before_s_ = state.elapsed_s;
-  guard_.restore(state.loss_guard);
+  SC_RETURN_IF_ERROR(guard_.restore(state.loss_guard, dir + "/" + checkpoint_file::kTrainerState + " 'loss_guard'"));
   // Earlier history: metrics.jsonl up to this step (later lines belong to the lost segment).
   train_history_.clear();
   val_history_.clear();
@@ -599,6 +600,8 @@ TrainSummary Trainer::summary(int64_t first_step, double seconds, double last_va
 
 Result<std::string> training_dry_run(const TrainRequest& request) {
   SC_ASSIGN_OR_RETURN(const ResolvedRun run, resolve_run(request.overrides, request.resume));
+  SC_RETURN_IF_ERROR(run.options.validate_numbers());
+  SC_RETURN_IF_ERROR(run.options.check_for_model(run.config));
   return format_counts_report(run.config, run.options.batch_size, run.options.seq_len);
 }
 

@@ -12,6 +12,9 @@
 
 namespace sc {
 
+// Optimizer steps a run may have at most (the range of --steps).
+inline constexpr int64_t kMaxSteps = 1'000'000'000'000;
+
 struct TrainerState {
   int64_t step = 0;          // optimizer steps done
   double tokens_seen = 0;
@@ -25,7 +28,9 @@ struct TrainerState {
   nlohmann::json to_json() const;
   // Reads and checks DIR/trainer_state.json; errors name the file and the
   // field. A checkpoint written before optimizer state was sharded (no
-  // 'world_size' or 'global_batch') is refused, not guessed at.
+  // 'world_size' or 'global_batch') is refused, not guessed at. 'step' is in
+  // [0, kMaxSteps], 'tokens_seen' is step x global_batch x seq_len (what
+  // the trainer counts), 'elapsed_s' is in [0, 1e12].
   static Result<TrainerState> load(const std::string& checkpoint_dir);
 };
 
