@@ -1,8 +1,15 @@
 // `supercluster prepare` as a user runs it: the real binary, real files.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "data/loader.h"
 #include "data/tokenizer.h"
@@ -131,6 +138,30 @@ TEST_F(PrepareCli, FailedRunKeepsEarlierGoodOutput) {
                "zz_bad.txt: invalid UTF-8");
   EXPECT_EQ(testing::read_text(out + "/tokenizer.model"), tokenizer_before);
   EXPECT_EQ(testing::read_text(out + "/train_0000.bin"), shard_before);
+}
+
+// Issue 15, item 3: symbolic-link loops never abort prepare. Met while
+// walking a directory, a link that cannot be resolved is skipped and listed,
+// a link back to a directory already walked is not walked again; named as an
+// input, a loop is an error naming it.
+TEST_F(PrepareCli, SymlinkLoopsAreSkippedOrNamed) {
+  fs::create_symlink("loop", dir_.file("corpus/loop"));
+  fs::create_directories(dir_.file("corpus/sub"));
+  fs::create_directory_symlink("..", dir_.file("corpus/sub/up"));
+  testing::write_text(dir_.file("corpus/sub/more.txt"), "More text in a subdirectory.\n");
+  const std::string out = dir_.file("out");
+  auto r = testing::run_supercluster(fmt::format("prepare --input {} --out {} --vocab-size 400", inputs(), out));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto report = nlohmann::json::parse(testing::read_text(out + "/prepare.json"));
+  EXPECT_EQ(report["inputs"].size(), 3u);  // fortunes, sub/more.txt, extra.jsonl: each once
+  const std::string skipped = report["skipped_files"].dump();
+  EXPECT_NE(skipped.find("corpus/loop"), std::string::npos) << skipped;
+  EXPECT_NE(skipped.find("corpus/sub/up"), std::string::npos) << skipped;
+  EXPECT_NE(r.output.find("skipped 3"), std::string::npos) << r.output;
+
+  fs::create_symlink("self", dir_.file("self"));
+  expect_error(testing::run_supercluster("prepare --input " + dir_.file("self") + " --out " + dir_.file("out2")),
+               "self: cannot resolve");
 }
 
 }  // namespace

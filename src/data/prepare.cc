@@ -123,10 +123,14 @@ Result<PrepareSummary> run_prepare(const PrepareOptions& options) {
   if (options.shard_tokens == 0) return Status::invalid("--shard-tokens must be positive");
   SC_RETURN_IF_ERROR(ensure_writable_directory(options.out_dir));
   SC_ASSIGN_OR_RETURN(CorpusListing listing, list_corpus_files(options.inputs));
-  for (const auto& skipped : listing.skipped) log_debug("skipped binary or hidden file {}", skipped);
+  nlohmann::json skipped_report = nlohmann::json::array();
+  for (const auto& skipped : listing.skipped) {
+    log_debug("skipped {}: {}", skipped.path, skipped.reason);
+    skipped_report.push_back({{"path", skipped.path}, {"reason", skipped.reason}});
+  }
   if (!listing.skipped.empty()) {
-    log_info("skipped {} binary file(s) found in input directories (e.g. {})", listing.skipped.size(),
-             listing.skipped.front());
+    log_info("skipped {} entries of the input directories (listed in prepare.json), e.g. {}: {}",
+             listing.skipped.size(), listing.skipped.front().path, listing.skipped.front().reason);
   }
   uint64_t total_bytes = 0;
   for (const auto& f : listing.files) total_bytes += f.size_bytes;
@@ -235,7 +239,7 @@ Result<PrepareSummary> run_prepare(const PrepareOptions& options) {
       {"format_version", 1},
       {"created_utc", utc_now()},
       {"inputs", inputs_report},
-      {"skipped_files", listing.skipped},
+      {"skipped_files", skipped_report},
       {"bytes_read", bytes_read},
       {"vocab_size", tokenizer.vocab_size()},
       {"tokenizer", kPreparedTokenizerFile},
