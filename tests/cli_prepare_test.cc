@@ -164,5 +164,19 @@ TEST_F(PrepareCli, SymlinkLoopsAreSkippedOrNamed) {
                "self: cannot resolve");
 }
 
+// Issue 15, item 6 (prepare): --threads is 0 (all cores) to 256.
+TEST_F(PrepareCli, ThreadsOutOfRangeIsAClearError) {
+  const std::string out = dir_.file("out");
+  for (const char* threads : {"100000000", "5000", "257"}) {
+    expect_error(testing::run_supercluster(fmt::format("prepare --input {} --out {} --threads {}", inputs(), out, threads)),
+                 fmt::format("--threads {}", threads));
+  }
+  // A negative count is refused by the flag parser (its exit code is main's).
+  auto r = testing::run_supercluster(fmt::format("prepare --input {} --out {} --threads -1", inputs(), out));
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("--threads"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(out));
+}
+
 }  // namespace
 }  // namespace sc

@@ -121,6 +121,10 @@ Result<PrepareSummary> run_prepare(const PrepareOptions& options) {
     return Status::invalid("--val-fraction {} must be in [0, 1)", options.val_fraction);
   }
   if (options.shard_tokens == 0) return Status::invalid("--shard-tokens must be positive");
+  if (options.num_threads > kMaxPrepareThreads) {
+    return Status::invalid("--threads {} is out of range: expected 0 (all cores) to {}", options.num_threads,
+                           kMaxPrepareThreads);
+  }
   SC_RETURN_IF_ERROR(ensure_writable_directory(options.out_dir));
   SC_ASSIGN_OR_RETURN(CorpusListing listing, list_corpus_files(options.inputs));
   nlohmann::json skipped_report = nlohmann::json::array();

@@ -19,13 +19,16 @@ namespace sc {
 // copies it into each checkpoint).
 inline constexpr const char* kPreparedTokenizerFile = "tokenizer.model";
 
+// --threads: 0 is all cores; more than this is refused, not started.
+inline constexpr uint32_t kMaxPrepareThreads = 256;
+
 struct PrepareOptions {
   std::vector<std::string> inputs;
   std::string out_dir;
   uint32_t vocab_size = 8192;
   double val_fraction = 0.01;
   uint64_t seed = 1337;
-  uint32_t num_threads = 0;  // 0: all cores
+  uint32_t num_threads = 0;  // 0: all cores; at most kMaxPrepareThreads
   uint64_t shard_tokens = 100'000'000;  // a new shard starts past this many tokens
   uint64_t tokenizer_sample_bytes = 256ull << 20;  // text the tokenizer trains on, at most
 };
