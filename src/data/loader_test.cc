@@ -18,7 +18,7 @@ constexpr uint32_t kVocab = 1000;
 void write_shards(const std::string& dir, const std::vector<size_t>& sizes, const std::string& split = "train") {
   size_t position = 0;
   for (size_t s = 0; s < sizes.size(); ++s) {
-    auto writer = ShardWriter::open(fmt::format("{}/{}_{:04d}.bin", dir, split, s), kVocab);
+    auto writer = ShardWriter::open(fmt::format("{}/{}_{:04d}.bin", dir, split, s), kVocab, /*tokenizer_checksum=*/0);
     ASSERT_TRUE(writer.ok());
     std::vector<uint32_t> tokens(sizes[s]);
     for (auto& t : tokens) t = static_cast<uint32_t>(position++ % kVocab);

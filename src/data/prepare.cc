@@ -4,6 +4,7 @@
 #include <ctime>
 #include <filesystem>
 
+#include "core/checksum.h"
 #include "core/file_util.h"
 #include "core/human_format.h"
 #include "core/log.h"
@@ -41,13 +42,18 @@ void append_training_pieces(std::string_view doc, size_t max_bytes, std::vector<
 // One split's shards: rolls to a new file past `shard_tokens`.
 class SplitWriter {
  public:
-  SplitWriter(std::string dir, std::string split, uint32_t vocab_size, uint64_t shard_tokens)
-      : dir_(std::move(dir)), split_(std::move(split)), vocab_size_(vocab_size), shard_tokens_(shard_tokens) {}
+  SplitWriter(std::string dir, std::string split, uint32_t vocab_size, uint64_t tokenizer_checksum,
+              uint64_t shard_tokens)
+      : dir_(std::move(dir)),
+        split_(std::move(split)),
+        vocab_size_(vocab_size),
+        tokenizer_checksum_(tokenizer_checksum),
+        shard_tokens_(shard_tokens) {}
 
   Status add_document(std::span<const uint32_t> tokens) {
     if (!current_) {
       std::string path = (fs::path(dir_) / fmt::format("{}_{:04d}.bin", split_, shards_.size())).string();
-      SC_ASSIGN_OR_RETURN(ShardWriter writer, ShardWriter::open(path, vocab_size_));
+      SC_ASSIGN_OR_RETURN(ShardWriter writer, ShardWriter::open(path, vocab_size_, tokenizer_checksum_));
       current_ = std::make_unique<ShardWriter>(std::move(writer));
     }
     SC_RETURN_IF_ERROR(current_->append(tokens));
@@ -91,6 +97,7 @@ class SplitWriter {
 
   std::string dir_, split_;
   uint32_t vocab_size_;
+  uint64_t tokenizer_checksum_;
   uint64_t shard_tokens_;
   std::unique_ptr<ShardWriter> current_;
   nlohmann::json shards_ = nlohmann::json::array();
@@ -175,6 +182,7 @@ Result<PrepareSummary> run_prepare(const PrepareOptions& options) {
   training_pieces.clear();
   training_pieces.shrink_to_fit();
   SC_ASSIGN_OR_RETURN(Tokenizer tokenizer, Tokenizer::from_serialized(model_bytes));
+  const uint64_t tokenizer_checksum = checksum64(model_bytes);
   const std::string tokenizer_path = (fs::path(options.out_dir) / kPreparedTokenizerFile).string();
   SC_RETURN_IF_ERROR(write_file_atomic(tokenizer_path, model_bytes));
   const double t_tokenizer = now_s();
@@ -182,8 +190,8 @@ Result<PrepareSummary> run_prepare(const PrepareOptions& options) {
 
   // Pass 2: encode in parallel batches of documents; write in document order.
   ThreadPool pool(threads);
-  SplitWriter train(options.out_dir, "train", tokenizer.vocab_size(), options.shard_tokens);
-  SplitWriter val(options.out_dir, "val", tokenizer.vocab_size(), options.shard_tokens);
+  SplitWriter train(options.out_dir, "train", tokenizer.vocab_size(), tokenizer_checksum, options.shard_tokens);
+  SplitWriter val(options.out_dir, "val", tokenizer.vocab_size(), tokenizer_checksum, options.shard_tokens);
   const uint32_t eod = tokenizer.end_of_document_id();
   constexpr size_t kBatchDocuments = 1024;
   std::vector<std::string> batch;
