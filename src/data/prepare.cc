@@ -12,6 +12,7 @@
 #include "core/thread_pool.h"
 #include "data/corpus.h"
 #include "data/permutation.h"
+#include "data/prepared_data.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"
 
@@ -52,7 +53,7 @@ class SplitWriter {
 
   Status add_document(std::span<const uint32_t> tokens) {
     if (!current_) {
-      std::string path = (fs::path(dir_) / fmt::format("{}_{:04d}.bin", split_, shards_.size())).string();
+      std::string path = (fs::path(dir_) / shard_file_name(split_, shards_.size())).string();
       SC_ASSIGN_OR_RETURN(ShardWriter writer, ShardWriter::open(path, vocab_size_, tokenizer_checksum_));
       current_ = std::make_unique<ShardWriter>(std::move(writer));
     }
@@ -69,7 +70,7 @@ class SplitWriter {
   // Shards of this split left by an earlier prepare with more shards.
   void remove_stale_shards() const {
     for (size_t i = shards_.size();; ++i) {
-      fs::path stale = fs::path(dir_) / fmt::format("{}_{:04d}.bin", split_, i);
+      fs::path stale = fs::path(dir_) / shard_file_name(split_, i);
       std::error_code ec;
       if (!fs::remove(stale, ec)) break;
       log_info("removed stale shard {}", stale.string());
@@ -248,13 +249,14 @@ Result<PrepareSummary> run_prepare(const PrepareOptions& options) {
   for (const auto& s : val.shards()) shards.push_back(s);
   PrepareSummary summary;
   summary.report = {
-      {"format_version", 1},
+      {"format_version", kPrepareReportVersion},
       {"created_utc", utc_now()},
       {"inputs", inputs_report},
       {"skipped_files", skipped_report},
       {"bytes_read", bytes_read},
       {"vocab_size", tokenizer.vocab_size()},
       {"tokenizer", kPreparedTokenizerFile},
+      {"tokenizer_checksum", fmt::format("{:016x}", tokenizer_checksum)},
       {"end_of_document_id", eod},
       {"seed", options.seed},
       {"val_fraction", options.val_fraction},
@@ -268,7 +270,7 @@ Result<PrepareSummary> run_prepare(const PrepareOptions& options) {
         {"total", t_end - t_start}}},
       {"encode_tokens_per_s", static_cast<double>(tokens) / std::max(1e-9, t_end - t_encode_start)},
   };
-  SC_RETURN_IF_ERROR(write_file_atomic((fs::path(options.out_dir) / "prepare.json").string(),
+  SC_RETURN_IF_ERROR(write_file_atomic((fs::path(options.out_dir) / kPrepareReportFile).string(),
                                        summary.report.dump(2) + "\n"));
   return summary;
 }

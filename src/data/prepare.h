@@ -12,12 +12,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/status.h"
+#include "data/prepared_data.h"
 
 namespace sc {
-
-// The tokenizer `prepare` writes into its output directory (the trainer
-// copies it into each checkpoint).
-inline constexpr const char* kPreparedTokenizerFile = "tokenizer.model";
 
 // --threads: 0 is all cores; more than this is refused, not started.
 inline constexpr uint32_t kMaxPrepareThreads = 256;
