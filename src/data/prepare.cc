@@ -14,6 +14,7 @@
 #include "data/permutation.h"
 #include "data/prepared_data.h"
 #include "data/shard.h"
+#include "data/staged_directory.h"
 #include "data/tokenizer.h"
 
 namespace sc {
@@ -66,16 +67,6 @@ class SplitWriter {
   }
 
   Status finish() { return current_ ? close_shard() : Status(); }
-
-  // Shards of this split left by an earlier prepare with more shards.
-  void remove_stale_shards() const {
-    for (size_t i = shards_.size();; ++i) {
-      fs::path stale = fs::path(dir_) / shard_file_name(split_, i);
-      std::error_code ec;
-      if (!fs::remove(stale, ec)) break;
-      log_info("removed stale shard {}", stale.string());
-    }
-  }
 
   uint64_t documents() const { return documents_; }
   uint64_t tokens() const { return tokens_; }
@@ -133,7 +124,8 @@ Result<PrepareSummary> run_prepare(const PrepareOptions& options) {
     return Status::invalid("--threads {} is out of range: expected 0 (all cores) to {}", options.num_threads,
                            kMaxPrepareThreads);
   }
-  SC_RETURN_IF_ERROR(ensure_writable_directory(options.out_dir));
+  // Everything is written into `staged` and replaces the output only at the end.
+  SC_ASSIGN_OR_RETURN(StagedDirectory staged, StagedDirectory::create(options.out_dir, is_prepare_output_name));
   SC_ASSIGN_OR_RETURN(CorpusListing listing, list_corpus_files(options.inputs));
   nlohmann::json skipped_report = nlohmann::json::array();
   for (const auto& skipped : listing.skipped) {
@@ -184,15 +176,14 @@ Result<PrepareSummary> run_prepare(const PrepareOptions& options) {
   training_pieces.shrink_to_fit();
   SC_ASSIGN_OR_RETURN(Tokenizer tokenizer, Tokenizer::from_serialized(model_bytes));
   const uint64_t tokenizer_checksum = checksum64(model_bytes);
-  const std::string tokenizer_path = (fs::path(options.out_dir) / kPreparedTokenizerFile).string();
-  SC_RETURN_IF_ERROR(write_file_atomic(tokenizer_path, model_bytes));
+  SC_RETURN_IF_ERROR(write_file_atomic((fs::path(staged.path()) / kPreparedTokenizerFile).string(), model_bytes));
   const double t_tokenizer = now_s();
-  log_info("tokenizer trained in {:.1f}s -> {}", t_tokenizer - t_read, tokenizer_path);
+  log_info("tokenizer trained in {:.1f}s", t_tokenizer - t_read);
 
   // Pass 2: encode in parallel batches of documents; write in document order.
   ThreadPool pool(threads);
-  SplitWriter train(options.out_dir, "train", tokenizer.vocab_size(), tokenizer_checksum, options.shard_tokens);
-  SplitWriter val(options.out_dir, "val", tokenizer.vocab_size(), tokenizer_checksum, options.shard_tokens);
+  SplitWriter train(staged.path(), "train", tokenizer.vocab_size(), tokenizer_checksum, options.shard_tokens);
+  SplitWriter val(staged.path(), "val", tokenizer.vocab_size(), tokenizer_checksum, options.shard_tokens);
   const uint32_t eod = tokenizer.end_of_document_id();
   constexpr size_t kBatchDocuments = 1024;
   std::vector<std::string> batch;
@@ -235,8 +226,6 @@ Result<PrepareSummary> run_prepare(const PrepareOptions& options) {
   progress.finish();
   SC_RETURN_IF_ERROR(train.finish());
   SC_RETURN_IF_ERROR(val.finish());
-  train.remove_stale_shards();
-  val.remove_stale_shards();
   if (train.tokens() == 0) return Status::invalid("every document went to validation: lower --val-fraction");
   if (options.val_fraction > 0 && val.tokens() == 0) {
     log_warn("no document was drawn for validation ({} documents, --val-fraction {}): there is no val split",
@@ -270,8 +259,9 @@ Result<PrepareSummary> run_prepare(const PrepareOptions& options) {
         {"total", t_end - t_start}}},
       {"encode_tokens_per_s", static_cast<double>(tokens) / std::max(1e-9, t_end - t_encode_start)},
   };
-  SC_RETURN_IF_ERROR(write_file_atomic((fs::path(options.out_dir) / kPrepareReportFile).string(),
-                                       summary.report.dump(2) + "\n"));
+  SC_RETURN_IF_ERROR(
+      write_file_atomic((fs::path(staged.path()) / kPrepareReportFile).string(), summary.report.dump(2) + "\n"));
+  SC_RETURN_IF_ERROR(staged.commit());
   return summary;
 }
 

@@ -2,7 +2,10 @@
 // prepare.json. Two passes over the input: the first validates every file
 // and gathers the tokenizer's training text, the second encodes documents in
 // parallel and streams them into shards, so memory stays bounded by the
-// tokenizer sample, not by the corpus.
+// tokenizer sample, not by the corpus. All of it is written into a staging
+// directory that replaces the output only when everything succeeded
+// (StagedDirectory), so a failed or killed prepare leaves the previous
+// output as it was.
 #pragma once
 
 #include <cstdint>
