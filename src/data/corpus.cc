@@ -2,10 +2,11 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <nlohmann/json.hpp>
+#include <limits>
 #include <set>
 
 #include "core/file_util.h"
+#include "core/json_reader.h"
 #include "core/utf8.h"
 
 namespace sc {
@@ -66,14 +67,54 @@ Status for_each_jsonl_document(const std::string& path, std::string_view text, c
     pos = end + 1;
     ++line_number;
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
-    nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (record.is_discarded()) return Status::invalid("{}:{}: not valid JSON", path, line_number);
-    if (!record.is_object() || !record.contains("text") || !record["text"].is_string()) {
-      return Status::invalid("{}:{}: expected an object with a string field \"text\"", path, line_number);
-    }
-    const std::string& doc_text = record["text"].get_ref<const std::string&>();
+    const std::string source = fmt::format("{}:{}", path, line_number);
+    SC_ASSIGN_OR_RETURN(nlohmann::json record, parse_json(line, source));
+    SC_ASSIGN_OR_RETURN(JsonReader reader, JsonReader::of(record, source));
+    SC_ASSIGN_OR_RETURN(std::string doc_text, reader.string("text", std::numeric_limits<size_t>::max()));
     std::string_view doc = trim_newlines(doc_text);
     if (!doc.empty()) SC_RETURN_IF_ERROR(on_document(doc));
+  }
+  return Status();
+}
+
+// Collects the regular files under `root`, every directory once: a link
+// back to a directory already walked (a loop) is not followed again, and an
+// entry that cannot be resolved (a dangling link, a link loop) or is not a
+// regular file (a FIFO would block the read) is skipped and listed. Hidden
+// files and directories are passed over.
+Status walk_directory(const fs::path& root, std::vector<fs::path>* found, std::vector<SkippedEntry>* skipped) {
+  std::error_code ec;
+  std::set<std::string> walked = {fs::canonical(root, ec).string()};
+  if (ec) return Status::invalid("{}: cannot resolve: {}", root.string(), ec.message());
+  std::vector<fs::path> pending = {root};
+  while (!pending.empty()) {
+    const fs::path dir = std::move(pending.back());
+    pending.pop_back();
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+      const fs::path& path = it->path();
+      if (path.filename().string().starts_with(".")) continue;
+      std::error_code entry_ec;
+      const fs::file_status st = fs::status(path, entry_ec);
+      if (!fs::exists(st)) {
+        skipped->push_back({path.string(), entry_ec && entry_ec != std::errc::no_such_file_or_directory
+                                               ? entry_ec.message()
+                                               : "dangling symbolic link"});
+      } else if (fs::is_directory(st)) {
+        const std::string canonical = fs::canonical(path, entry_ec).string();
+        if (entry_ec) {
+          skipped->push_back({path.string(), entry_ec.message()});
+        } else if (!walked.insert(canonical).second) {
+          skipped->push_back({path.string(), "link to a directory already walked"});
+        } else {
+          pending.push_back(path);
+        }
+      } else if (fs::is_regular_file(st)) {
+        found->push_back(path);
+      } else {
+        skipped->push_back({path.string(), "not a regular file"});
+      }
+    }
+    if (ec) return Status::io_error("{}: cannot list directory: {}", dir.string(), ec.message());
   }
   return Status();
 }
@@ -91,6 +132,9 @@ Result<CorpusListing> list_corpus_files(const std::vector<std::string>& inputs) 
     std::string canonical = fs::canonical(path, ec).string();
     if (ec) return Status::not_found("{}: cannot resolve path: {}", path.string(), ec.message());
     if (!seen.insert(canonical).second) return Status();
+    if (!fs::is_regular_file(fs::status(canonical, ec))) {
+      return Status::invalid("{}: not a regular file; expected UTF-8 text or JSONL", path.string());
+    }
     uint64_t size = fs::file_size(canonical, ec);
     if (ec) return Status::io_error("{}: cannot stat: {}", path.string(), ec.message());
     if (size == 0) {
@@ -100,7 +144,7 @@ Result<CorpusListing> list_corpus_files(const std::vector<std::string>& inputs) 
     SC_ASSIGN_OR_RETURN(bool binary, file_looks_binary(canonical));
     if (binary) {
       if (named) return Status::invalid("{}: binary file (contains NUL bytes); expected UTF-8 text or JSONL", path.string());
-      listing.skipped.push_back(path.string());
+      listing.skipped.push_back({path.string(), "binary (contains NUL bytes)"});
       return Status();
     }
     listing.files.push_back({path.string(), size, format_of(path)});
@@ -110,25 +154,16 @@ Result<CorpusListing> list_corpus_files(const std::vector<std::string>& inputs) 
   for (const std::string& input : inputs) {
     std::error_code ec;
     fs::file_status st = fs::status(input, ec);
-    if (ec || !fs::exists(st)) return Status::not_found("{}: input does not exist", input);
+    if (ec && ec != std::errc::no_such_file_or_directory) {
+      return Status::invalid("{}: cannot resolve: {}", input, ec.message());
+    }
+    if (!fs::exists(st)) return Status::not_found("{}: input does not exist", input);
     if (fs::is_directory(st)) {
       std::vector<fs::path> found;
-      for (auto it = fs::recursive_directory_iterator(input, fs::directory_options::follow_directory_symlink, ec);
-           !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-        const fs::path& p = it->path();
-        if (p.filename().string().starts_with(".")) {
-          if (it->is_directory()) it.disable_recursion_pending();
-          continue;
-        }
-        if (it->is_regular_file()) found.push_back(p);
-      }
-      if (ec) return Status::io_error("{}: cannot walk directory: {}", input, ec.message());
+      SC_RETURN_IF_ERROR(walk_directory(input, &found, &listing.skipped));
       std::sort(found.begin(), found.end());  // directory order is not deterministic
-      size_t before = listing.files.size();
       for (const fs::path& p : found) SC_RETURN_IF_ERROR(add_file(p, /*named=*/false));
-      if (listing.files.size() == before && found.empty()) {
-        return Status::invalid("{}: directory holds no files", input);
-      }
+      if (found.empty()) return Status::invalid("{}: directory holds no files", input);
     } else {
       SC_RETURN_IF_ERROR(add_file(input, /*named=*/true));
     }

@@ -21,14 +21,24 @@ struct CorpusFile {
   CorpusFormat format = CorpusFormat::kPlainText;
 };
 
-struct CorpusListing {
-  std::vector<CorpusFile> files;         // sorted, each file once (symlinks resolved)
-  std::vector<std::string> skipped;      // binary or hidden files found while walking directories
+// An entry of an input directory that is not read, and why.
+struct SkippedEntry {
+  std::string path;
+  std::string reason;
 };
 
-// Expands inputs into files. A named file that is missing, empty or binary is
-// an error; a binary file met while walking a directory is skipped and listed
-// (fortune directories hold binary .dat index files beside the text).
+struct CorpusListing {
+  std::vector<CorpusFile> files;       // sorted, each file once (symlinks resolved)
+  std::vector<SkippedEntry> skipped;   // met while walking directories
+};
+
+// Expands inputs into files. A named input that is missing, empty, binary or
+// cannot be resolved (a symbolic-link loop) is an error. Walking a directory
+// (each directory once, so a link back to one already walked is not
+// followed), an entry is skipped and listed when it is binary (fortune
+// directories hold binary .dat index files beside the text), not a regular
+// file, or cannot be resolved (a dangling link, a link loop); hidden entries
+// are passed over.
 Result<CorpusListing> list_corpus_files(const std::vector<std::string>& inputs);
 
 // Calls `on_document` for each non-empty document of the file, in order.

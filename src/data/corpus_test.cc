@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <filesystem>
+#include <map>
 
 #include "test_util.h"
 
@@ -104,7 +107,58 @@ TEST(Corpus, DirectoriesAreWalkedSortedSkippingBinaryAndDuplicates) {
   EXPECT_EQ(names, (std::vector<std::string>{"a.txt", "b.txt", "a.txt"}));  // link.txt is b.txt; sub/a.txt last
   EXPECT_EQ(listing->files[2].path, dir.file("corpus/sub/a.txt"));
   ASSERT_EQ(listing->skipped.size(), 1u);
-  EXPECT_NE(listing->skipped[0].find("a.txt.dat"), std::string::npos);
+  EXPECT_NE(listing->skipped[0].path.find("a.txt.dat"), std::string::npos);
+  EXPECT_NE(listing->skipped[0].reason.find("binary"), std::string::npos);
+}
+
+// Issue 15, item 3: a link loop aborted with an uncaught filesystem_error.
+TEST(Corpus, LinkLoopsAndOddEntriesAreSkippedOrNamed) {
+  testing::TempDir dir;
+  namespace fs = std::filesystem;
+  testing::write_text(dir.file("corpus/a.txt"), "text");
+  testing::write_text(dir.file("corpus/sub/b.txt"), "more");
+  fs::create_symlink("loop", dir.file("corpus/loop"));               // resolves to itself
+  fs::create_directory_symlink("..", dir.file("corpus/sub/up"));     // back to corpus/
+  fs::create_symlink("nowhere", dir.file("corpus/dangling"));
+  ASSERT_EQ(::mkfifo(dir.file("corpus/fifo").c_str(), 0644), 0);   // reading it would block
+  auto listing = list_corpus_files({dir.file("corpus")});
+  ASSERT_TRUE(listing.ok()) << listing.status().message();
+  ASSERT_EQ(listing->files.size(), 2u);
+  EXPECT_EQ(listing->files[0].path, dir.file("corpus/a.txt"));
+  EXPECT_EQ(listing->files[1].path, dir.file("corpus/sub/b.txt"));
+  std::map<std::string, std::string> skipped;
+  for (const auto& s : listing->skipped) skipped[fs::path(s.path).filename().string()] = s.reason;
+  ASSERT_EQ(skipped.size(), 4u);
+  EXPECT_NE(skipped["loop"].find("symbolic links"), std::string::npos) << skipped["loop"];
+  EXPECT_EQ(skipped["up"], "link to a directory already walked");
+  EXPECT_EQ(skipped["dangling"], "dangling symbolic link");
+  EXPECT_EQ(skipped["fifo"], "not a regular file");
+
+  auto named = list_corpus_files({dir.file("corpus/loop")});
+  ASSERT_FALSE(named.ok());
+  EXPECT_NE(named.status().message().find("corpus/loop: cannot resolve: Too many levels of symbolic links"),
+            std::string::npos)
+      << named.status().message();
+  named = list_corpus_files({dir.file("corpus/fifo")});
+  ASSERT_FALSE(named.ok());
+  EXPECT_NE(named.status().message().find("corpus/fifo"), std::string::npos) << named.status().message();
+}
+
+TEST(Corpus, JsonlRecordsAreBoundedAndTyped) {
+  testing::TempDir dir;
+  testing::write_text(dir.file("deep.jsonl"), std::string(100000, '[') + std::string(100000, ']') + "\n");
+  Status s;
+  documents_of({dir.file("deep.jsonl"), 0, CorpusFormat::kJsonl}, &s);
+  EXPECT_NE(s.message().find("deep.jsonl:1: JSON nested more than"), std::string::npos) << s.message();
+  testing::write_text(dir.file("typed.jsonl"), "{\"text\": \"ok\"}\n{\"text\": 5}\n");
+  documents_of({dir.file("typed.jsonl"), 0, CorpusFormat::kJsonl}, &s);
+  EXPECT_NE(s.message().find("typed.jsonl:2: 'text' must be"), std::string::npos) << s.message();
+  // A long document is not cut.
+  const std::string long_text(100000, 'x');
+  testing::write_text(dir.file("long.jsonl"), "{\"text\": \"" + long_text + "\"}\n");
+  auto docs = documents_of({dir.file("long.jsonl"), 0, CorpusFormat::kJsonl});
+  ASSERT_EQ(docs.size(), 1u);
+  EXPECT_EQ(docs[0], long_text);
 }
 
 }  // namespace

@@ -1,13 +1,13 @@
 #include "data/loader.h"
 
 #include <algorithm>
-#include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "core/json_reader.h"
 #include "data/permutation.h"
+#include "data/prepared_data.h"
 
 namespace sc {
-namespace fs = std::filesystem;
 
 nlohmann::json LoaderCursor::to_json() const {
   return {{"epoch", epoch},
@@ -17,39 +17,41 @@ nlohmann::json LoaderCursor::to_json() const {
 }
 
 Result<LoaderCursor> LoaderCursor::from_json(const nlohmann::json& j) {
+  SC_ASSIGN_OR_RETURN(const JsonReader reader, JsonReader::of(j, "data cursor"));
   LoaderCursor c;
-  for (const char* key : {"epoch", "position", "data_fingerprint", "seq_len"}) {
-    if (!j.contains(key) || !j[key].is_number_unsigned()) {
-      return Status::invalid("data cursor: field '{}' missing or not an unsigned integer", key);
-    }
-  }
-  c.epoch = j["epoch"].get<uint64_t>();
-  c.position = j["position"].get<uint64_t>();
-  c.data_fingerprint = j["data_fingerprint"].get<uint64_t>();
-  c.seq_len = j["seq_len"].get<uint32_t>();
+  SC_ASSIGN_OR_RETURN(c.epoch, reader.unsigned_integer("epoch"));
+  SC_ASSIGN_OR_RETURN(c.position, reader.unsigned_integer("position"));
+  SC_ASSIGN_OR_RETURN(c.data_fingerprint, reader.unsigned_integer("data_fingerprint"));
+  SC_ASSIGN_OR_RETURN(const uint64_t seq_len, reader.unsigned_integer("seq_len", UINT32_MAX));
+  c.seq_len = static_cast<uint32_t>(seq_len);
   // A cursor of the per-rank sequences of before: every rank had served
   // `position` windows of its own slice, so the world had served
   // position · world_size windows of the epoch.
-  if (j.contains("world_size") && j["world_size"].is_number_unsigned()) c.position *= j["world_size"].get<uint64_t>();
+  if (reader.has("world_size")) {
+    SC_ASSIGN_OR_RETURN(const int64_t ranks, reader.integer("world_size", 1, UINT32_MAX));
+    const uint64_t world_size = static_cast<uint64_t>(ranks);
+    if (c.position > UINT64_MAX / world_size) {
+      return Status::invalid("data cursor: 'position' {} times 'world_size' {} does not fit in 64 bits", c.position,
+                             world_size);
+    }
+    c.position *= world_size;
+  }
   return c;
 }
 
 Result<DataLoader> DataLoader::open(const std::string& dir, const std::string& split, const LoaderOptions& options) {
+  SC_ASSIGN_OR_RETURN(const PreparedData data, PreparedData::check(dir));
+  if (data.shards(split).empty()) {
+    return Status::not_found("{}: no '{}' shards (run `supercluster prepare` first)", dir, split);
+  }
+  return open_shards(data.shards(split), options);
+}
+
+Result<DataLoader> DataLoader::open_shards(const std::vector<std::string>& paths, const LoaderOptions& options) {
   if (options.batch_size == 0 || options.seq_len == 0) {
     return Status::invalid("data loader: batch size and sequence length must be positive");
   }
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return Status::not_found("{}: data directory does not exist", dir);
-  std::vector<std::string> paths;
-  const std::string prefix = split + "_";
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    std::string name = entry.path().filename().string();
-    if (name.starts_with(prefix) && name.ends_with(".bin")) paths.push_back(entry.path().string());
-  }
-  if (ec) return Status::io_error("{}: cannot list directory: {}", dir, ec.message());
-  std::sort(paths.begin(), paths.end());
-  if (paths.empty()) return Status::not_found("{}: no '{}_*.bin' shards (run `supercluster prepare` first)", dir, split);
-
+  if (paths.empty()) return Status::invalid("data loader: no shards given");
   DataLoader loader;
   loader.options_ = options;
   loader.prefix_tokens_.push_back(0);
@@ -67,8 +69,8 @@ Result<DataLoader> DataLoader::open(const std::string& dir, const std::string& s
   const uint64_t total = loader.prefix_tokens_.back();
   loader.total_windows_ = total > 0 ? (total - 1) / options.seq_len : 0;
   if (loader.total_windows_ == 0) {
-    return Status::invalid("{}: split '{}' has {} tokens, too few for one window of {}+1 tokens", dir, split, total,
-                           options.seq_len);
+    return Status::invalid("{}: {} tokens in {} shard(s), too few for one window of {}+1 tokens", paths.front(),
+                           total, paths.size(), options.seq_len);
   }
   loader.window_buffer_.resize(options.seq_len + 1);
   return loader;

@@ -43,8 +43,14 @@ struct LoaderCursor {
 
 class DataLoader {
  public:
-  // Opens DIR/<split>_*.bin, validating each shard (header, checksum, vocab).
+  // Opens the shards of `split` ("train" or "val") in the data directory
+  // `dir`, after checking the directory as a whole (PreparedData::check:
+  // tokenizer, prepare.json, numbering, vocabulary) and then each shard
+  // (checksum, token range, the expected vocabulary). A split without
+  // shards is kNotFound.
   static Result<DataLoader> open(const std::string& dir, const std::string& split, const LoaderOptions& options);
+  // The given shards, in order, as one stream: each shard checked, no more.
+  static Result<DataLoader> open_shards(const std::vector<std::string>& paths, const LoaderOptions& options);
 
   // Fills inputs[B*T] and targets[B*T] (targets are inputs shifted by one)
   // and moves past them.

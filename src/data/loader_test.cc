@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -18,7 +20,7 @@ constexpr uint32_t kVocab = 1000;
 void write_shards(const std::string& dir, const std::vector<size_t>& sizes, const std::string& split = "train") {
   size_t position = 0;
   for (size_t s = 0; s < sizes.size(); ++s) {
-    auto writer = ShardWriter::open(fmt::format("{}/{}_{:04d}.bin", dir, split, s), kVocab);
+    auto writer = ShardWriter::open(fmt::format("{}/{}_{:04d}.bin", dir, split, s), kVocab, /*tokenizer_checksum=*/0);
     ASSERT_TRUE(writer.ok());
     std::vector<uint32_t> tokens(sizes[s]);
     for (auto& t : tokens) t = static_cast<uint32_t>(position++ % kVocab);
@@ -39,8 +41,16 @@ Batch next(DataLoader& loader) {
   return b;
 }
 
+// The train shards in `dir`, in order (write_shards' files).
+std::vector<std::string> shard_paths(const std::string& dir) {
+  std::vector<std::string> paths;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) paths.push_back(e.path().string());
+  std::sort(paths.begin(), paths.end());
+  return paths;
+}
+
 DataLoader open_loader(const std::string& dir, LoaderOptions options) {
-  auto loader = DataLoader::open(dir, "train", options);
+  auto loader = DataLoader::open_shards(shard_paths(dir), options);
   EXPECT_TRUE(loader.ok()) << loader.status().message();
   return std::move(loader).value();
 }
@@ -187,20 +197,40 @@ TEST(DataLoader, DataParallelStepsReadTheSameStreamOnAnyRankCount) {
   }
 }
 
+TEST(DataLoader, CursorFieldsAreTypedAndInRange) {
+  const nlohmann::json good = {{"epoch", 1u}, {"position", 5u}, {"data_fingerprint", 7u}, {"seq_len", 16u}};
+  ASSERT_TRUE(LoaderCursor::from_json(good).ok());
+  auto error_with = [&](const char* key, const nlohmann::json& value) {
+    nlohmann::json j = good;
+    j[key] = value;
+    auto cursor = LoaderCursor::from_json(j);
+    EXPECT_FALSE(cursor.ok()) << key;
+    return cursor.ok() ? std::string() : cursor.status().message();
+  };
+  EXPECT_NE(error_with("epoch", "five").find("data cursor: 'epoch' must be"), std::string::npos);
+  EXPECT_NE(error_with("seq_len", 1ull << 40).find("'seq_len'"), std::string::npos);
+  EXPECT_NE(error_with("position", -3).find("'position'"), std::string::npos);
+  EXPECT_NE(error_with("world_size", 0).find("'world_size'"), std::string::npos);
+  nlohmann::json wraps = good;
+  wraps["position"] = UINT64_MAX / 2;
+  wraps["world_size"] = 3;
+  EXPECT_FALSE(LoaderCursor::from_json(wraps).ok());
+  EXPECT_FALSE(LoaderCursor::from_json(nlohmann::json::array()).ok());
+}
+
 TEST(DataLoader, ValidatesShardsAndShapes) {
   testing::TempDir dir;
   write_shards(dir.path(), {100});
-  auto wrong_vocab = DataLoader::open(dir.path(), "train", {.batch_size = 1, .seq_len = 8, .expected_vocab_size = 8192});
+  auto wrong_vocab = DataLoader::open_shards(shard_paths(dir.path()), {.batch_size = 1, .seq_len = 8, .expected_vocab_size = 8192});
   ASSERT_FALSE(wrong_vocab.ok());
   EXPECT_NE(wrong_vocab.status().message().find("vocab size 1000, expected 8192"), std::string::npos);
-  auto too_long = DataLoader::open(dir.path(), "train", {.batch_size = 1, .seq_len = 200});
+  auto too_long = DataLoader::open_shards(shard_paths(dir.path()), {.batch_size = 1, .seq_len = 200});
   ASSERT_FALSE(too_long.ok());
   EXPECT_NE(too_long.status().message().find("too few"), std::string::npos);
-  auto missing = DataLoader::open(dir.path(), "val", {.batch_size = 1, .seq_len = 8});
-  ASSERT_FALSE(missing.ok());
-  EXPECT_NE(missing.status().message().find("no 'val_*.bin' shards"), std::string::npos);
+  EXPECT_FALSE(DataLoader::open_shards({}, {.batch_size = 1, .seq_len = 8}).ok());
+  EXPECT_FALSE(DataLoader::open_shards(shard_paths(dir.path()), {.batch_size = 0, .seq_len = 8}).ok());
   std::filesystem::resize_file(dir.file("train_0000.bin"), 100);
-  auto truncated = DataLoader::open(dir.path(), "train", {.batch_size = 1, .seq_len = 8});
+  auto truncated = DataLoader::open_shards(shard_paths(dir.path()), {.batch_size = 1, .seq_len = 8});
   ASSERT_FALSE(truncated.ok());
   EXPECT_NE(truncated.status().message().find("train_0000.bin: truncated"), std::string::npos);
 }

@@ -4,6 +4,7 @@
 #include <ctime>
 #include <filesystem>
 
+#include "core/checksum.h"
 #include "core/file_util.h"
 #include "core/human_format.h"
 #include "core/log.h"
@@ -11,7 +12,9 @@
 #include "core/thread_pool.h"
 #include "data/corpus.h"
 #include "data/permutation.h"
+#include "data/prepared_data.h"
 #include "data/shard.h"
+#include "data/staged_directory.h"
 #include "data/tokenizer.h"
 
 namespace sc {
@@ -41,13 +44,18 @@ void append_training_pieces(std::string_view doc, size_t max_bytes, std::vector<
 // One split's shards: rolls to a new file past `shard_tokens`.
 class SplitWriter {
  public:
-  SplitWriter(std::string dir, std::string split, uint32_t vocab_size, uint64_t shard_tokens)
-      : dir_(std::move(dir)), split_(std::move(split)), vocab_size_(vocab_size), shard_tokens_(shard_tokens) {}
+  SplitWriter(std::string dir, std::string split, uint32_t vocab_size, uint64_t tokenizer_checksum,
+              uint64_t shard_tokens)
+      : dir_(std::move(dir)),
+        split_(std::move(split)),
+        vocab_size_(vocab_size),
+        tokenizer_checksum_(tokenizer_checksum),
+        shard_tokens_(shard_tokens) {}
 
   Status add_document(std::span<const uint32_t> tokens) {
     if (!current_) {
-      std::string path = (fs::path(dir_) / fmt::format("{}_{:04d}.bin", split_, shards_.size())).string();
-      SC_ASSIGN_OR_RETURN(ShardWriter writer, ShardWriter::open(path, vocab_size_));
+      std::string path = (fs::path(dir_) / shard_file_name(split_, shards_.size())).string();
+      SC_ASSIGN_OR_RETURN(ShardWriter writer, ShardWriter::open(path, vocab_size_, tokenizer_checksum_));
       current_ = std::make_unique<ShardWriter>(std::move(writer));
     }
     SC_RETURN_IF_ERROR(current_->append(tokens));
@@ -59,16 +67,6 @@ class SplitWriter {
   }
 
   Status finish() { return current_ ? close_shard() : Status(); }
-
-  // Shards of this split left by an earlier prepare with more shards.
-  void remove_stale_shards() const {
-    for (size_t i = shards_.size();; ++i) {
-      fs::path stale = fs::path(dir_) / fmt::format("{}_{:04d}.bin", split_, i);
-      std::error_code ec;
-      if (!fs::remove(stale, ec)) break;
-      log_info("removed stale shard {}", stale.string());
-    }
-  }
 
   uint64_t documents() const { return documents_; }
   uint64_t tokens() const { return tokens_; }
@@ -91,6 +89,7 @@ class SplitWriter {
 
   std::string dir_, split_;
   uint32_t vocab_size_;
+  uint64_t tokenizer_checksum_;
   uint64_t shard_tokens_;
   std::unique_ptr<ShardWriter> current_;
   nlohmann::json shards_ = nlohmann::json::array();
@@ -121,12 +120,21 @@ Result<PrepareSummary> run_prepare(const PrepareOptions& options) {
     return Status::invalid("--val-fraction {} must be in [0, 1)", options.val_fraction);
   }
   if (options.shard_tokens == 0) return Status::invalid("--shard-tokens must be positive");
-  SC_RETURN_IF_ERROR(ensure_writable_directory(options.out_dir));
+  if (options.num_threads > kMaxPrepareThreads) {
+    return Status::invalid("--threads {} is out of range: expected 0 (all cores) to {}", options.num_threads,
+                           kMaxPrepareThreads);
+  }
+  // Everything is written into `staged` and replaces the output only at the end.
+  SC_ASSIGN_OR_RETURN(StagedDirectory staged, StagedDirectory::create(options.out_dir, is_prepare_output_name));
   SC_ASSIGN_OR_RETURN(CorpusListing listing, list_corpus_files(options.inputs));
-  for (const auto& skipped : listing.skipped) log_debug("skipped binary or hidden file {}", skipped);
+  nlohmann::json skipped_report = nlohmann::json::array();
+  for (const auto& skipped : listing.skipped) {
+    log_debug("skipped {}: {}", skipped.path, skipped.reason);
+    skipped_report.push_back({{"path", skipped.path}, {"reason", skipped.reason}});
+  }
   if (!listing.skipped.empty()) {
-    log_info("skipped {} binary file(s) found in input directories (e.g. {})", listing.skipped.size(),
-             listing.skipped.front());
+    log_info("skipped {} entries of the input directories (listed in prepare.json), e.g. {}: {}",
+             listing.skipped.size(), listing.skipped.front().path, listing.skipped.front().reason);
   }
   uint64_t total_bytes = 0;
   for (const auto& f : listing.files) total_bytes += f.size_bytes;
@@ -167,15 +175,15 @@ Result<PrepareSummary> run_prepare(const PrepareOptions& options) {
   training_pieces.clear();
   training_pieces.shrink_to_fit();
   SC_ASSIGN_OR_RETURN(Tokenizer tokenizer, Tokenizer::from_serialized(model_bytes));
-  const std::string tokenizer_path = (fs::path(options.out_dir) / kPreparedTokenizerFile).string();
-  SC_RETURN_IF_ERROR(write_file_atomic(tokenizer_path, model_bytes));
+  const uint64_t tokenizer_checksum = checksum64(model_bytes);
+  SC_RETURN_IF_ERROR(write_file_atomic((fs::path(staged.path()) / kPreparedTokenizerFile).string(), model_bytes));
   const double t_tokenizer = now_s();
-  log_info("tokenizer trained in {:.1f}s -> {}", t_tokenizer - t_read, tokenizer_path);
+  log_info("tokenizer trained in {:.1f}s", t_tokenizer - t_read);
 
   // Pass 2: encode in parallel batches of documents; write in document order.
   ThreadPool pool(threads);
-  SplitWriter train(options.out_dir, "train", tokenizer.vocab_size(), options.shard_tokens);
-  SplitWriter val(options.out_dir, "val", tokenizer.vocab_size(), options.shard_tokens);
+  SplitWriter train(staged.path(), "train", tokenizer.vocab_size(), tokenizer_checksum, options.shard_tokens);
+  SplitWriter val(staged.path(), "val", tokenizer.vocab_size(), tokenizer_checksum, options.shard_tokens);
   const uint32_t eod = tokenizer.end_of_document_id();
   constexpr size_t kBatchDocuments = 1024;
   std::vector<std::string> batch;
@@ -218,8 +226,6 @@ Result<PrepareSummary> run_prepare(const PrepareOptions& options) {
   progress.finish();
   SC_RETURN_IF_ERROR(train.finish());
   SC_RETURN_IF_ERROR(val.finish());
-  train.remove_stale_shards();
-  val.remove_stale_shards();
   if (train.tokens() == 0) return Status::invalid("every document went to validation: lower --val-fraction");
   if (options.val_fraction > 0 && val.tokens() == 0) {
     log_warn("no document was drawn for validation ({} documents, --val-fraction {}): there is no val split",
@@ -232,13 +238,14 @@ Result<PrepareSummary> run_prepare(const PrepareOptions& options) {
   for (const auto& s : val.shards()) shards.push_back(s);
   PrepareSummary summary;
   summary.report = {
-      {"format_version", 1},
+      {"format_version", kPrepareReportVersion},
       {"created_utc", utc_now()},
       {"inputs", inputs_report},
-      {"skipped_files", listing.skipped},
+      {"skipped_files", skipped_report},
       {"bytes_read", bytes_read},
       {"vocab_size", tokenizer.vocab_size()},
       {"tokenizer", kPreparedTokenizerFile},
+      {"tokenizer_checksum", fmt::format("{:016x}", tokenizer_checksum)},
       {"end_of_document_id", eod},
       {"seed", options.seed},
       {"val_fraction", options.val_fraction},
@@ -252,8 +259,9 @@ Result<PrepareSummary> run_prepare(const PrepareOptions& options) {
         {"total", t_end - t_start}}},
       {"encode_tokens_per_s", static_cast<double>(tokens) / std::max(1e-9, t_end - t_encode_start)},
   };
-  SC_RETURN_IF_ERROR(write_file_atomic((fs::path(options.out_dir) / "prepare.json").string(),
-                                       summary.report.dump(2) + "\n"));
+  SC_RETURN_IF_ERROR(
+      write_file_atomic((fs::path(staged.path()) / kPrepareReportFile).string(), summary.report.dump(2) + "\n"));
+  SC_RETURN_IF_ERROR(staged.commit());
   return summary;
 }
 

@@ -2,7 +2,10 @@
 // prepare.json. Two passes over the input: the first validates every file
 // and gathers the tokenizer's training text, the second encodes documents in
 // parallel and streams them into shards, so memory stays bounded by the
-// tokenizer sample, not by the corpus.
+// tokenizer sample, not by the corpus. All of it is written into a staging
+// directory that replaces the output only when everything succeeded
+// (StagedDirectory), so a failed or killed prepare leaves the previous
+// output as it was.
 #pragma once
 
 #include <cstdint>
@@ -12,12 +15,12 @@
 #include <nlohmann/json.hpp>
 
 #include "core/status.h"
+#include "data/prepared_data.h"
 
 namespace sc {
 
-// The tokenizer `prepare` writes into its output directory (the trainer
-// copies it into each checkpoint).
-inline constexpr const char* kPreparedTokenizerFile = "tokenizer.model";
+// --threads: 0 is all cores; more than this is refused, not started.
+inline constexpr uint32_t kMaxPrepareThreads = 256;
 
 struct PrepareOptions {
   std::vector<std::string> inputs;
@@ -25,7 +28,7 @@ struct PrepareOptions {
   uint32_t vocab_size = 8192;
   double val_fraction = 0.01;
   uint64_t seed = 1337;
-  uint32_t num_threads = 0;  // 0: all cores
+  uint32_t num_threads = 0;  // 0: all cores; at most kMaxPrepareThreads
   uint64_t shard_tokens = 100'000'000;  // a new shard starts past this many tokens
   uint64_t tokenizer_sample_bytes = 256ull << 20;  // text the tokenizer trains on, at most
 };

@@ -15,7 +15,8 @@ namespace sc {
 
 struct ShardHeader {
   static constexpr char kMagic[8] = {'S', 'C', 'T', 'O', 'K', 'E', 'N', 'S'};
-  static constexpr uint32_t kVersion = 1;
+  static constexpr uint32_t kVersion = 2;        // written
+  static constexpr uint32_t kOldestVersion = 1;  // still read: no tokenizer checksum
   static constexpr uint32_t kSizeBytes = 64;
 
   char magic[8];
@@ -26,7 +27,7 @@ struct ShardHeader {
   uint64_t token_count;
   uint64_t payload_checksum;  // XXH3-64 of the token bytes
   uint64_t document_count;
-  uint8_t reserved[8];
+  uint64_t tokenizer_checksum;  // XXH3-64 of tokenizer.model; version 1: reserved, read as 0
   uint64_t header_checksum;  // XXH3-64 of the 56 bytes before this field
 };
 static_assert(sizeof(ShardHeader) == ShardHeader::kSizeBytes);
@@ -35,7 +36,7 @@ static_assert(sizeof(ShardHeader) == ShardHeader::kSizeBytes);
 // file atomically. A writer dropped before finish() leaves nothing behind.
 class ShardWriter {
  public:
-  static Result<ShardWriter> open(const std::string& path, uint32_t vocab_size);
+  static Result<ShardWriter> open(const std::string& path, uint32_t vocab_size, uint64_t tokenizer_checksum);
   Status append(std::span<const uint32_t> tokens);
   void count_document() { ++document_count_; }
   Status finish();
@@ -43,14 +44,22 @@ class ShardWriter {
   const std::string& path() const { return file_.path(); }
 
  private:
-  ShardWriter(AtomicFileWriter file, uint32_t vocab_size)
-      : file_(std::move(file)), vocab_size_(vocab_size), checksum_(std::make_unique<StreamingChecksum>()) {}
+  ShardWriter(AtomicFileWriter file, uint32_t vocab_size, uint64_t tokenizer_checksum)
+      : file_(std::move(file)),
+        vocab_size_(vocab_size),
+        tokenizer_checksum_(tokenizer_checksum),
+        checksum_(std::make_unique<StreamingChecksum>()) {}
   AtomicFileWriter file_;
   uint32_t vocab_size_;
+  uint64_t tokenizer_checksum_;
   uint64_t token_count_ = 0;
   uint64_t document_count_ = 0;
   std::unique_ptr<StreamingChecksum> checksum_;
 };
+
+// The header of a shard, checked (magic, header checksum, version, sizes, and
+// the file's size against the token count) without reading the payload.
+Result<ShardHeader> read_shard_header(const std::string& path);
 
 // A validated, memory-mapped shard. open() checks magic, version, sizes, both
 // checksums, that every token is below the vocab size, and (if given) that

@@ -3,6 +3,7 @@
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
+#include <algorithm>
 #include <unordered_map>
 
 #include "core/file_util.h"
@@ -47,7 +48,8 @@ Result<std::string> Tokenizer::train(const std::vector<std::string>& texts, cons
       {"bos_id", "1"},
       {"eos_id", "2"},
       {"pad_id", "-1"},
-      {"num_threads", std::to_string(options.num_threads)},
+      // SentencePiece refuses more than 128 threads.
+      {"num_threads", std::to_string(std::clamp<uint32_t>(options.num_threads, 1, 128))},
       {"minloglevel", "2"},
   };
   VectorSentenceIterator iterator(texts);

@@ -94,5 +94,17 @@ TEST(Tokenizer, LoadRejectsGarbage) {
   EXPECT_NE(t.status().message().find("tokenizer.model"), std::string::npos);
 }
 
+// prepare accepts up to 256 threads; SentencePiece trains with at most 128.
+TEST(Tokenizer, TrainsWithMoreThreadsThanSentencePieceTakes) {
+  std::vector<std::string> lines;
+  const std::string text = testing::multilingual_text(4);
+  for (size_t pos = 0, end; pos < text.size(); pos = end + 1) {
+    end = std::min(text.find('\n', pos), text.size());
+    if (end > pos) lines.push_back(text.substr(pos, end - pos));
+  }
+  auto model = Tokenizer::train(lines, {.vocab_size = 400, .num_threads = 256});
+  EXPECT_TRUE(model.ok()) << model.status().message();
+}
+
 }  // namespace
 }  // namespace sc
