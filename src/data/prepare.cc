@@ -120,9 +120,9 @@ Result<PrepareSummary> run_prepare(const PrepareOptions& options) {
     return Status::invalid("--val-fraction {} must be in [0, 1)", options.val_fraction);
   }
   if (options.shard_tokens == 0) return Status::invalid("--shard-tokens must be positive");
-  if (options.num_threads > kMaxPrepareThreads) {
+  if (options.num_threads > kMaxThreads) {
     return Status::invalid("--threads {} is out of range: expected 0 (all cores) to {}", options.num_threads,
-                           kMaxPrepareThreads);
+                           kMaxThreads);
   }
   // Everything is written into `staged` and replaces the output only at the end.
   SC_ASSIGN_OR_RETURN(StagedDirectory staged, StagedDirectory::create(options.out_dir, is_prepare_output_name));

@@ -15,12 +15,10 @@
 #include <nlohmann/json.hpp>
 
 #include "core/status.h"
+#include "core/thread_pool.h"
 #include "data/prepared_data.h"
 
 namespace sc {
-
-// --threads: 0 is all cores; more than this is refused, not started.
-inline constexpr uint32_t kMaxPrepareThreads = 256;
 
 struct PrepareOptions {
   std::vector<std::string> inputs;
@@ -28,7 +26,7 @@ struct PrepareOptions {
   uint32_t vocab_size = 8192;
   double val_fraction = 0.01;
   uint64_t seed = 1337;
-  uint32_t num_threads = 0;  // 0: all cores; at most kMaxPrepareThreads
+  uint32_t num_threads = 0;  // 0: all cores; at most kMaxThreads (core/thread_pool.h)
   uint64_t shard_tokens = 100'000'000;  // a new shard starts past this many tokens
   uint64_t tokenizer_sample_bytes = 256ull << 20;  // text the tokenizer trains on, at most
 };
