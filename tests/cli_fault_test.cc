@@ -111,7 +111,7 @@ TEST_F(FaultCli, EveryKindOfDamageToTheNewestCheckpointIsDetectedAndSkipped) {
       {"optimizer-00000-of-00001.safetensors", "truncate", "bytes, manifest says"},
       {"trainer_state.json", "delete", "listed in the manifest but missing"},
       {"manifest.json", "delete", "no manifest"},
-      {"manifest.json", "truncate", "manifest is not valid JSON"},
+      {"manifest.json", "truncate", "manifest.json: not valid JSON"},
       {"config.json", "flip", "checksum mismatch"},
   };
   for (const Damage& d : damages) {

@@ -44,7 +44,9 @@ Result<DataLoader> DataLoader::open(const std::string& dir, const std::string& s
   if (data.shards(split).empty()) {
     return Status::not_found("{}: no '{}' shards (run `supercluster prepare` first)", dir, split);
   }
-  return open_shards(data.shards(split), options);
+  SC_ASSIGN_OR_RETURN(DataLoader loader, open_shards(data.shards(split), options));
+  loader.tokenizer_model_ = data.tokenizer_model;
+  return loader;
 }
 
 Result<DataLoader> DataLoader::open_shards(const std::vector<std::string>& paths, const LoaderOptions& options) {

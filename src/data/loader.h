@@ -71,12 +71,17 @@ class DataLoader {
 
   // The window index (into the token stream) served at (epoch, position).
   uint64_t window_at(uint64_t epoch, uint64_t position) const;
+  // The tokenizer.model bytes checked against these shards when the loader
+  // was opened from a data directory (empty for open_shards): what a
+  // checkpoint must carry, even if the directory is replaced meanwhile.
+  const std::string& tokenizer_model() const { return tokenizer_model_; }
   uint64_t total_windows() const { return total_windows_; }
   uint64_t total_tokens() const { return prefix_tokens_.back(); }
   uint32_t vocab_size() const { return vocab_size_; }
   const LoaderOptions& options() const { return options_; }
 
  private:
+  std::string tokenizer_model_;
   DataLoader() = default;
   void copy_tokens(uint64_t global_start, size_t count, uint32_t* out) const;
 

@@ -226,6 +226,7 @@ Result<PreparedData> PreparedData::check(const std::string& dir) {
   data.dir = dir;
   data.format_version = report.format_version;
   data.vocab_size = report.vocab_size;
+  data.tokenizer_model = std::move(*tokenizer_bytes);
   const uint32_t shard_version = report.format_version >= 2 ? 2 : 1;
   for (std::string_view split : kSplits) {
     std::vector<std::string>& paths = split == "val" ? data.val_shards : data.train_shards;

@@ -33,6 +33,7 @@ struct PreparedData {
   int format_version = 0;  // prepare.json's
   uint32_t vocab_size = 0;
   std::vector<std::string> train_shards, val_shards;  // paths, by number
+  std::string tokenizer_model;  // the bytes of tokenizer.model that were checked against the shards
 
   // Checks that tokenizer.model, prepare.json and every shard of both splits
   // come from one prepare: the shards are numbered from 0000 without gaps

@@ -9,6 +9,7 @@
 
 #include "core/checksum.h"
 #include "core/file_util.h"
+#include "core/json_reader.h"
 #include "core/log.h"
 #include "run/run_paths.h"
 
@@ -113,14 +114,12 @@ void remove_all_but_newest(const std::string& checkpoints_dir, int keep_last, in
   }
 }
 
-Status check_manifest_version(const nlohmann::json& manifest, const std::string& manifest_path) {
-  const nlohmann::json* version = manifest.contains("format_version") ? &manifest["format_version"] : nullptr;
-  if (!version || !version->is_number_integer()) {
-    return Status::corruption("{}: no integer 'format_version'", manifest_path);
-  }
-  if (version->get<int64_t>() > kCheckpointFormatVersion) {
+Status check_manifest_version(const JsonReader& manifest) {
+  auto version = manifest.integer("format_version", 0);
+  if (!version.ok()) return Status::corruption("{}", version.status().message());
+  if (*version > kCheckpointFormatVersion) {
     return Status::invalid("{}: checkpoint format {} was written by a newer supercluster; this build reads formats up "
-                           "to {}", manifest_path, version->get<int64_t>(), kCheckpointFormatVersion);
+                           "to {}", manifest.source(), *version, kCheckpointFormatVersion);
   }
   return Status();
 }
@@ -166,27 +165,29 @@ Status verify_checkpoint(const std::string& dir) {
   const std::string manifest_path = (fs::path(dir) / checkpoint_file::kManifest).string();
   auto text = read_file(manifest_path);
   if (!text.ok()) return Status::corruption("{}: no manifest (checkpoint incomplete)", dir);
-  nlohmann::json manifest = nlohmann::json::parse(*text, nullptr, false);
-  if (manifest.is_discarded() || !manifest.is_object() || !manifest.contains("files") ||
-      !manifest["files"].is_object()) {
-    return Status::corruption("{}: manifest is not valid JSON with a 'files' object", manifest_path);
-  }
-  SC_RETURN_IF_ERROR(check_manifest_version(manifest, manifest_path));
+  auto parsed = parse_json(*text, manifest_path);
+  if (!parsed.ok()) return Status::corruption("{}", parsed.status().message());
+  auto manifest = JsonReader::of(*parsed, manifest_path);
+  if (!manifest.ok()) return Status::corruption("{}", manifest.status().message());
+  SC_RETURN_IF_ERROR(check_manifest_version(*manifest));
+  auto files = manifest->object("files");
+  if (!files.ok()) return Status::corruption("{}", files.status().message());
   std::vector<std::string> listed;
-  for (const auto& [name, entry] : manifest["files"].items()) listed.push_back(name);
+  for (const auto& [name, entry] : files->json().items()) listed.push_back(name);
   SC_RETURN_IF_ERROR(check_rank_files_complete(dir, listed));
-  for (const auto& [name, entry] : manifest["files"].items()) {
+  for (const auto& [name, entry] : files->json().items()) {
     const std::string path = (fs::path(dir) / name).string();
+    if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
+      return Status::corruption("{}: lists '{}', which is not a file name", manifest_path, text_excerpt(name, 64));
+    }
     auto file = MappedFile::open(path);
     if (!file.ok()) return Status::corruption("{}: listed in the manifest but missing", path);
-    if (!entry.is_object() || !entry.contains("bytes") || !entry.contains("xxh3") ||
-        !entry["bytes"].is_number_unsigned() || !entry["xxh3"].is_string()) {
-      return Status::corruption("{}: manifest entry for {} lacks bytes or xxh3", manifest_path, name);
-    }
-    if (file->size() != entry["bytes"].get<uint64_t>()) {
-      return Status::corruption("{}: {} bytes, manifest says {}", path, file->size(), entry["bytes"].get<uint64_t>());
-    }
-    if (fmt::format("{:016x}", checksum64(file->data(), file->size())) != entry["xxh3"].get<std::string>()) {
+    auto fields = JsonReader::of(entry, fmt::format("{}: '{}'", manifest_path, text_excerpt(name, 64)));
+    Result<uint64_t> bytes = fields.ok() ? fields->unsigned_integer("bytes") : Result<uint64_t>(fields.status());
+    Result<std::string> xxh3 = bytes.ok() ? fields->string("xxh3", 16) : Result<std::string>(bytes.status());
+    if (!xxh3.ok()) return Status::corruption("{}", xxh3.status().message());
+    if (file->size() != *bytes) return Status::corruption("{}: {} bytes, manifest says {}", path, file->size(), *bytes);
+    if (fmt::format("{:016x}", checksum64(file->data(), file->size())) != *xxh3) {
       return Status::corruption("{}: checksum mismatch (corrupted file)", path);
     }
   }

@@ -122,7 +122,38 @@ TEST(CheckpointStore, ANewerFormatIsRefusedByName) {
   testing::write_text(manifest_path, manifest.dump());
   s = verify_checkpoint(dir + "/step_00000003");
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("no integer 'format_version'"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("manifest.json: 'format_version' is required"), std::string::npos) << s.message();
+}
+
+// Issue 15 item 4: a manifest of the wrong types aborted resume and generate
+// with nlohmann::type_error instead of skipping to the previous checkpoint.
+TEST(CheckpointStore, AManifestOfTheWrongShapeIsSkippedByNameNeverACrash) {
+  const std::vector<std::pair<std::string, std::string>> manifests = {
+      {R"({"format_version": 1, "files": {"model.bin": {"bytes": "1234", "xxh3": "0"}}})",
+       "'model.bin': 'bytes' must be an integer"},
+      {R"({"format_version": 1, "files": {"model.bin": {"bytes": 7, "xxh3": 5}}})",
+       "'model.bin': 'xxh3' must be a string of at most 16 bytes"},
+      {R"({"format_version": "1", "files": {}})", "'format_version' must be an integer"},
+      {R"({"format_version": 1, "files": []})", "'files' must be an object"},
+      {R"({"format_version": 1, "files": {"../state.json": {"bytes": 1, "xxh3": "0"}}})",
+       "lists '../state.json', which is not a file name"},
+      {"[" + std::string(100000, '[') + std::string(100001, ']'), "nested more than 64 levels"},
+      {"{\"format_version\": 1, \"files\": {", "not valid JSON"},
+  };
+  for (const auto& [text, expected] : manifests) {
+    testing::TempDir run;
+    const std::string dir = run.file("checkpoints");
+    ASSERT_TRUE(testing::write_checkpoint(dir, 5, [&](const std::string& d) { return write_two_files(d, "five"); }).ok());
+    ASSERT_TRUE(testing::write_checkpoint(dir, 6, [&](const std::string& d) { return write_two_files(d, "six!"); }).ok());
+    testing::write_text(dir + "/step_00000006/manifest.json", text);
+    std::vector<std::string> skipped;
+    auto latest = find_latest_valid_checkpoint(dir, &skipped);
+    ASSERT_TRUE(latest.ok()) << expected;
+    EXPECT_EQ(latest->step, 5) << expected;
+    ASSERT_EQ(skipped.size(), 1u) << expected;
+    EXPECT_NE(skipped[0].find(expected), std::string::npos) << skipped[0];
+    EXPECT_NE(skipped[0].find("step_00000006/manifest.json"), std::string::npos) << skipped[0];
+  }
 }
 
 TEST(CheckpointStore, ResolvesACheckpointItsDirectoryOrItsRun) {

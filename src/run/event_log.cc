@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "core/json_reader.h"
 #include "core/log.h"
 #include "core/wall_clock.h"
 
@@ -29,8 +30,8 @@ std::vector<nlohmann::json> read_events(const std::string& path) {
   std::ifstream in(path);
   std::string line;
   while (std::getline(in, line)) {
-    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_object()) events.push_back(std::move(j));
+    auto j = parse_json(line, path);
+    if (j.ok() && j->is_object()) events.push_back(std::move(*j));
   }
   return events;
 }

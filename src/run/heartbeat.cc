@@ -8,9 +8,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "core/file_util.h"
+#include "core/json_reader.h"
 #include "core/log.h"
 #include "core/wall_clock.h"
 
@@ -84,20 +86,21 @@ std::vector<Heartbeat> read_heartbeats(const std::string& dir) {
     if (!is_heartbeat_name(name)) continue;
     auto text = read_file(it->path().string());
     if (!text.ok()) continue;  // replaced or removed between listing and reading
-    const nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
-    if (!j.is_object()) continue;
-    try {
-      Heartbeat beat;
-      beat.rank = j.at("rank").get<int>();
-      beat.pid = j.value("pid", int64_t{0});
-      beat.host = j.value("host", std::string());
-      beat.step = j.at("step").get<int64_t>();
-      beat.phase = j.value("phase", std::string());
-      beat.time = j.value("time", 0.0);
-      beats.push_back(std::move(beat));
-    } catch (const nlohmann::json::exception&) {
-      continue;  // not a heartbeat of ours
-    }
+    // Anything that is not a heartbeat of ours is passed over: the next poll
+    // sees the next beat.
+    auto parsed = parse_json(*text, it->path().string());
+    if (!parsed.ok()) continue;
+    auto j = JsonReader::of(*parsed, it->path().string());
+    if (!j.ok()) continue;
+    auto rank = j->integer("rank", 0, std::numeric_limits<int>::max());
+    auto step = j->integer("step", 0);
+    auto pid = j->integer_or("pid", 0, 0);
+    auto host = j->string_or("host", "", 256);
+    auto phase = j->string_or("phase", "", 64);
+    auto time = j->number_or("time", 0.0);
+    if (!rank.ok() || !step.ok() || !pid.ok() || !host.ok() || !phase.ok() || !time.ok()) continue;
+    beats.push_back({.rank = static_cast<int>(*rank), .pid = *pid, .host = *host, .step = *step, .phase = *phase,
+                     .time = *time});
   }
   std::sort(beats.begin(), beats.end(), [](const Heartbeat& a, const Heartbeat& b) { return a.rank < b.rank; });
   return beats;

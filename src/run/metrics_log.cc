@@ -3,13 +3,15 @@
 #include <fstream>
 
 #include "core/file_util.h"
+#include "core/json_reader.h"
 
 namespace sc {
 
 namespace {
-std::optional<double> number_field(const nlohmann::json& j, const char* key) {
-  if (!j.contains(key) || !j[key].is_number()) return std::nullopt;
-  return j[key].get<double>();
+// A field that is a finite number; absent, null or anything else is no value.
+std::optional<double> optional_number(const JsonReader& j, const char* key) {
+  auto value = j.number(key);
+  return value.ok() ? std::optional<double>(*value) : std::nullopt;
 }
 }  // namespace
 
@@ -18,12 +20,16 @@ std::vector<MetricsRecord> read_metrics(const std::string& path) {
   std::ifstream in(path);
   std::string line;
   while (std::getline(in, line)) {
-    const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-    if (!j.is_object() || !j.contains("step") || !j["step"].is_number_integer()) continue;
-    records.push_back({.step = j["step"].get<int64_t>(),
-                       .loss = number_field(j, "loss"),
-                       .val_loss = number_field(j, "val_loss"),
-                       .elapsed_s = number_field(j, "elapsed_s"),
+    auto parsed = parse_json(line, path);
+    if (!parsed.ok()) continue;
+    auto j = JsonReader::of(*parsed, path);
+    if (!j.ok()) continue;
+    auto step = j->integer("step");
+    if (!step.ok()) continue;
+    records.push_back({.step = *step,
+                       .loss = optional_number(*j, "loss"),
+                       .val_loss = optional_number(*j, "val_loss"),
+                       .elapsed_s = optional_number(*j, "elapsed_s"),
                        .line = line});
   }
   return records;

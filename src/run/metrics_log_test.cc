@@ -17,6 +17,7 @@ TEST(MetricsLog, ReadsStepsAndSkipsLinesThatAreNotSteps) {
                       "{\"step\": \"3\", \"loss\": 1}\n"
                       "{\"loss\": 8}\n"
                       "{\"step\": 3, \"loss\": null}\n"
+                      "{\"step\": 5, \"loss\": " + std::string(100000, '[') + "}\n"
                       "{\"step\": 4, \"loss\": 8.7");  // torn by a crash
   const std::vector<MetricsRecord> records = read_metrics(path);
   ASSERT_EQ(records.size(), 3u);

@@ -1,6 +1,5 @@
 #include "train/checkpointer.h"
 
-#include <filesystem>
 
 #include "core/file_util.h"
 #include "core/log.h"
@@ -33,7 +32,7 @@ void Checkpointer::stage(const CheckpointSource& source) {
   const float* params = source.model.params();
   staged_params_.assign(params, params + num_floats_);
   config_json_ = source.config.to_json().dump(2) + "\n";
-  tokenizer_path_ = source.tokenizer_path;
+  tokenizer_model_ = source.tokenizer_model;
   state_json_ = source.state.to_json().dump(2) + "\n";
 }
 
@@ -44,10 +43,8 @@ Status Checkpointer::write_files(const std::string& dir, int64_t step) const {
   if (!root()) return Status();
   SC_RETURN_IF_ERROR(save_weights(dir + "/" + checkpoint_file::kModel, *layout_, staged_params_.data()));
   SC_RETURN_IF_ERROR(write_file_atomic(dir + "/" + checkpoint_file::kConfig, config_json_));
-  std::error_code ec;
-  if (std::filesystem::exists(tokenizer_path_, ec)) {
-    SC_ASSIGN_OR_RETURN(std::string bytes, read_file(tokenizer_path_));
-    SC_RETURN_IF_ERROR(write_file_atomic(dir + "/" + checkpoint_file::kTokenizer, bytes));
+  if (!tokenizer_model_.empty()) {
+    SC_RETURN_IF_ERROR(write_file_atomic(dir + "/" + checkpoint_file::kTokenizer, tokenizer_model_));
   }
   return write_file_atomic(dir + "/" + checkpoint_file::kTrainerState, state_json_);
 }

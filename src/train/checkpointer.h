@@ -32,7 +32,7 @@ struct CheckpointSource {
   Model& model;                     // parameters (rank 0 writes them), layout
   const AdamW& adamw;               // this rank's moments and their segments
   const ModelConfig& config;        // rank 0
-  std::string tokenizer_path;       // copied into the checkpoint when it exists (rank 0)
+  std::string_view tokenizer_model;  // tokenizer.model's bytes, written into the checkpoint when not empty (rank 0)
   TrainerState state;               // rank 0
 };
 
@@ -83,7 +83,7 @@ class Checkpointer {
   std::vector<OwnedSegment> segments_;
   const std::vector<TensorSpec>* layout_ = nullptr;
   size_t num_floats_ = 0;
-  std::string config_json_, tokenizer_path_, state_json_;
+  std::string config_json_, tokenizer_model_, state_json_;
   BackgroundTask writer_;
   bool writer_collected_ = true;
   Status writer_status_;

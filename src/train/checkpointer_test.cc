@@ -39,7 +39,7 @@ struct Training {
                                     std::vector<OwnedSegment>{{0, n, 0}}, m.data(), v.data(), n);
   }
   CheckpointSource source(int64_t step) {
-    return {.model = *model, .adamw = *adamw, .config = config, .tokenizer_path = "",
+    return {.model = *model, .adamw = *adamw, .config = config, .tokenizer_model = "",
             .state = {.step = step, .options = {{"global_batch", 1}}, .data_cursor = nlohmann::json::object()}};
   }
   ModelConfig config = tiny_config();
@@ -69,7 +69,11 @@ TEST(Checkpointer, WritesStagedStateInTheBackgroundAndCommitsAfterTheExchange) {
   Training live(1);
   const std::vector<float> params(live.model->params(), live.model->params() + live.model->num_floats());
   const std::vector<float> m = live.m;
-  ASSERT_TRUE(checkpointer.start(5, live.source(5)).ok());
+  CheckpointSource source = live.source(5);
+  std::string tokenizer = "the tokenizer.model bytes the loader checked";
+  source.tokenizer_model = tokenizer;
+  ASSERT_TRUE(checkpointer.start(5, source).ok());
+  tokenizer.assign(tokenizer.size(), 'x');  // the caller's copy may change: the staged one is written
   // The step loop goes on at once: the checkpoint holds what was staged.
   std::fill(live.model->params(), live.model->params() + live.model->num_floats(), 0.0f);
   std::fill(live.m.begin(), live.m.end(), 0.0f);
@@ -79,6 +83,8 @@ TEST(Checkpointer, WritesStagedStateInTheBackgroundAndCommitsAfterTheExchange) {
   ASSERT_TRUE(checkpointer.after_exchange(exchanged).ok());
   EXPECT_EQ(checkpointer.last_committed(), run.checkpoints() + "/step_00000005");
   EXPECT_TRUE(verify_checkpoint(checkpointer.last_committed()).ok());
+  EXPECT_EQ(testing::read_text(checkpointer.last_committed() + "/tokenizer.model"),
+            "the tokenizer.model bytes the loader checked");
   EXPECT_TRUE(checkpointer.take_commit_s().has_value());
   EXPECT_FALSE(checkpointer.take_commit_s().has_value());  // reported once
   ASSERT_EQ(read_events(run.events()).size(), 1u);

@@ -12,7 +12,6 @@
 #include "core/thread_pool.h"
 #include "core/wall_clock.h"
 #include "data/loader.h"
-#include "data/prepare.h"
 #include "dist/communicator.h"
 #include "kernels/matmul.h"
 #include "kernels/peak.h"
@@ -532,7 +531,7 @@ Result<double> Trainer::start_checkpoint() {
                               {.model = *model_,
                                .adamw = *adamw_,
                                .config = config_,
-                               .tokenizer_path = o_.data_dir + "/" + kPreparedTokenizerFile,
+                               .tokenizer_model = train_data_->tokenizer_model(),
                                .state = std::move(state)},
                               stall);
 }
