@@ -1,5 +1,7 @@
 #include "data/tokenizer.h"
 
+#include <charconv>
+
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
@@ -110,8 +112,14 @@ Result<std::string> Tokenizer::decode(std::span<const uint32_t> ids) const {
 std::string Tokenizer::piece_text(uint32_t id) const {
   if (processor_->IsByte(static_cast<int>(id))) {
     // Pieces "<0xAB>": the raw byte. A multi-byte character arrives over several tokens.
+    // A crafted tokenizer.model can call any piece a byte: anything but "<0xAB>" is no byte.
     const std::string& piece = processor_->IdToPiece(static_cast<int>(id));
-    return std::string(1, static_cast<char>(std::stoi(piece.substr(3, 2), nullptr, 16)));
+    unsigned value = 0;
+    if (piece.size() != 6 || !piece.starts_with("<0x") || piece.back() != '>' ||
+        std::from_chars(piece.data() + 3, piece.data() + 5, value, 16).ptr != piece.data() + 5) {
+      return "";
+    }
+    return std::string(1, static_cast<char>(value));
   }
   if (processor_->IsControl(static_cast<int>(id)) || processor_->IsUnknown(static_cast<int>(id))) return "";
   std::string piece = processor_->IdToPiece(static_cast<int>(id));

@@ -3,12 +3,23 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
+#include <optional>
 #include <cstring>
 #include <regex>
 
 namespace sc {
 namespace {
 constexpr size_t kLastLinesKept = 20;
+
+// Digits a pattern matched, as an int; past int's range (a garbled line) is no number.
+std::optional<int> to_int(const std::ssub_match& match) {
+  const std::string text = match.str();
+  int value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
 constexpr size_t kLinesInFallbackMessage = 3;
 
 std::string_view trim(std::string_view s) {
@@ -51,8 +62,8 @@ void FailureLineParser::add_line(std::string_view raw) {
         R"(process rank (\d+) with PID \d+ on node (\S+) exited on signal (\d+)(?: \(([^)]*)\))?)");
     if (search(line, re, &m)) {
       SignalReport report;
-      report.rank = std::stoi(m[1]);
-      report.signal = std::stoi(m[3]);
+      report.rank = to_int(m[1]).value_or(-1);
+      report.signal = to_int(m[3]).value_or(-1);
       const std::string name = m[4].matched ? m[4].str() : signal_description(report.signal);
       report.text =
           fmt::format("rank {} exited on signal {} ({}) on node {}", report.rank, report.signal, name, m[2].str());
@@ -62,22 +73,22 @@ void FailureLineParser::add_line(std::string_view raw) {
   if (line.starts_with("error: ")) {
     static const std::regex re(R"(^error: (rank (\d+) of \d+: .*)$)");
     if (search(line, re, &m)) {
-      if (!rank_error_) rank_error_ = std::make_pair(std::stoi(m[2]), m[1].str());
+      if (!rank_error_) rank_error_ = std::make_pair(to_int(m[2]).value_or(-1), m[1].str());
     } else if (!plain_error_) {
       plain_error_ = line.substr(std::strlen("error: "));
     }
   }
   if (!abort_rank_ && line.find("MPI_ABORT was invoked on rank") != std::string::npos) {
     static const std::regex re(R"(MPI_ABORT was invoked on rank (\d+))");
-    if (search(line, re, &m)) abort_rank_ = std::stoi(m[1]);
+    if (search(line, re, &m)) abort_rank_ = to_int(m[1]).value_or(-1);
   }
   if (!process_rank_ && line.find("Process name:") != std::string::npos) {
     static const std::regex re(R"(Process name:\s*\[\[\d+,\d+\],(\d+)\])");
-    if (search(line, re, &m)) process_rank_ = std::stoi(m[1]);
+    if (search(line, re, &m)) process_rank_ = to_int(m[1]).value_or(-1);
   }
   if (!process_exit_code_ && line.starts_with("Exit code:")) {
     static const std::regex re(R"(^Exit code:\s*(-?\d+))");
-    if (search(line, re, &m)) process_exit_code_ = std::stoi(m[1]);
+    if (search(line, re, &m)) process_exit_code_ = to_int(m[1]).value_or(-1);
   }
 }
 

@@ -97,5 +97,15 @@ TEST(FailureCause, OtherwiseTheJobsLastLines) {
   EXPECT_EQ(parser.job_lines().back(), "line 99");
 }
 
+TEST(FailureCause, NumbersPastIntInAJobsLinesAreNotACrash) {
+  // std::stoi threw out_of_range here and took the launcher down.
+  FailureCause c = parse(
+      "error: rank 99999999999999999999 of 2: all_reduce timed out\n"
+      "MPI_ABORT was invoked on rank 88888888888888888888 in communicator MPI_COMM_WORLD\n"
+      "  Process name: [[11483,1],77777777777777777777]\n"
+      "  Exit code:    66666666666666666666\n");
+  EXPECT_NE(c.message.find("all_reduce timed out"), std::string::npos) << c.message;
+}
+
 }  // namespace
 }  // namespace sc
