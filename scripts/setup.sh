@@ -17,6 +17,7 @@ packages=(
   libxxhash-dev              # shard and checkpoint checksums
   libgtest-dev libgmock-dev  # tests
   libbenchmark-dev           # micro-benchmarks in bench/
+  clang libclang-rt-14-dev   # the sanitizer build and libFuzzer targets (docs/reliability.md)
   fortunes fortunes-de fortunes-it  # the quickstart corpus
 )
 if [[ "${1:-}" == "--torch" ]]; then

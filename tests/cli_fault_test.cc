@@ -20,7 +20,8 @@ class FaultCli : public TrainCli {
                                                   const std::string& extra) {
     return testing::run_command(fmt::format("SUPERCLUSTER_FAULTS='{}' {} train --config {} --data {} --out {} {}",
                                             faults, SUPERCLUSTER_BINARY, dir_->file("tiny.json"), dir_->file("data"),
-                                            dir_->file(out), extra));
+                                            dir_->file(out), extra),
+                                /*internal_error_expected=*/faults.find("throw") != std::string::npos);
   }
   static std::vector<nlohmann::json> events(const std::string& run) {
     std::ifstream in(dir_->file(run + "/events.jsonl"));
@@ -50,6 +51,16 @@ TEST_F(FaultCli, AnInjectedNanIsSkippedAndTheRunGoesOn) {
     EXPECT_TRUE(std::isfinite(nlohmann::json::parse(line)["loss"].get<double>())) << line;
   }
   EXPECT_EQ(lines, 12u);
+}
+
+TEST_F(FaultCli, AnEscapedExceptionIsOneLineAndExitOneNotAnAbort) {
+  // Before main() had a last-resort handler, anything thrown past a command
+  // ended in std::terminate: "terminate called ...", SIGABRT, rc 134.
+  auto r = train_with_faults("throw:step=2", "throws", "--steps 4");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("error: train: internal error: exception injected on rank 0 at step 2\n"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("terminate called"), std::string::npos) << r.output;
 }
 
 TEST_F(FaultCli, RepeatedBadStepsRollBackToTheLastCheckpoint) {

@@ -122,14 +122,24 @@ TEST_F(LaunchCli, AJobKilledBeforeItsFirstCheckpointStartsOverInPlace) {
 }
 
 TEST_F(LaunchCli, ACommandThatFailsAtOnceIsNotRestarted) {
-  auto r = launch("", "bad_flag", "--max-restarts 5", "--no-such-flag");
+  // Flags that parse, a value only the model can refuse: every rank fails
+  // in setup, and so would every restart.
+  auto r = launch("", "fails_at_once", "--max-restarts 5", "--seq-len 100");
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.output.find("--no-such-flag"), std::string::npos) << r.output;
-  EXPECT_EQ(events("bad_flag", "attempt").size(), 1u) << r.output;
-  const auto summary = events("bad_flag", "summary");
+  EXPECT_NE(r.output.find("--seq-len 100 exceeds"), std::string::npos) << r.output;
+  EXPECT_EQ(events("fails_at_once", "attempt").size(), 1u) << r.output;
+  const auto summary = events("fails_at_once", "summary");
   ASSERT_EQ(summary.size(), 1u);
   EXPECT_EQ(summary[0]["outcome"], "failed");
   EXPECT_EQ(summary[0]["restarts"], 0);
+}
+
+TEST_F(LaunchCli, ABadTrainFlagIsRefusedBeforeAnyRankStarts) {
+  auto r = launch("", "bad_flag", "--max-restarts 5", "--no-such-flag");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("error: launch: The following argument was not expected: --no-such-flag"), std::string::npos)
+      << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir_->file("bad_flag"))) << "mpirun was started:\n" << r.output;
 }
 
 TEST_F(LaunchCli, MissingRankCountIsAClearError) {

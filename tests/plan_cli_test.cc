@@ -37,6 +37,30 @@ TEST(PlanCli, JsonHasTheDocumentedKeys) {
   EXPECT_LT(json["mfu"].get<double>(), 0.7);
 }
 
+// cluster_spec is a cluster file: fed back with --cluster it plans the same,
+// and an edit to it changes what it should.
+TEST(PlanCli, ClusterSpecIsAClusterFileThatPlansTheSame) {
+  auto preset = testing::run_supercluster(std::string(kLlama3) + " --json");
+  ASSERT_EQ(preset.exit_code, 0) << preset.output;
+  const auto expected = nlohmann::json::parse(preset.output);
+  testing::TempDir dir;
+  nlohmann::json spec = expected["cluster_spec"];
+  testing::write_text(dir.file("cluster.json"), spec.dump(1));
+  std::string args = kLlama3;
+  args.replace(args.find("--cluster llama3-h100"), 21, "--cluster " + dir.file("cluster.json"));
+  auto same = testing::run_supercluster(args + " --json");
+  ASSERT_EQ(same.exit_code, 0) << same.output;
+  const auto got = nlohmann::json::parse(same.output);
+  for (const char* key : {"step_time_s", "memory_per_gpu_bytes", "facility_power_mw", "goodput", "cost_usd"})
+    EXPECT_DOUBLE_EQ(got[key].get<double>(), expected[key].get<double>()) << key;
+  EXPECT_EQ(got["cluster_spec"], spec);
+  spec["pue"] = 1.5;
+  testing::write_text(dir.file("cluster.json"), spec.dump(1));
+  auto edited = testing::run_supercluster(args + " --json");
+  ASSERT_EQ(edited.exit_code, 0) << edited.output;
+  EXPECT_NE(nlohmann::json::parse(edited.output)["facility_power_mw"], expected["facility_power_mw"]);
+}
+
 TEST(PlanCli, TableNamesEveryPart) {
   auto r = testing::run_supercluster(kLlama3);
   ASSERT_EQ(r.exit_code, 0) << r.output;

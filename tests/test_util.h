@@ -1,6 +1,7 @@
 // Helpers shared by the tests: scratch directories, files, running the binary.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -45,8 +46,10 @@ struct CommandResult {
   std::string output;  // stdout and stderr together
 };
 
-// Runs a shell command line, capturing its output.
-inline CommandResult run_command(const std::string& command_line) {
+// Runs a shell command line, capturing its output. Output with main()'s
+// "internal error: " line (an exception escaped a command: a bug, see
+// src/cli/app.h) fails the calling test unless the test injected it.
+inline CommandResult run_command(const std::string& command_line, bool internal_error_expected = false) {
   CommandResult result;
   FILE* pipe = ::popen((command_line + " 2>&1").c_str(), "r");
   if (!pipe) return result;
@@ -55,6 +58,9 @@ inline CommandResult run_command(const std::string& command_line) {
   while ((n = std::fread(buf, 1, sizeof(buf), pipe)) > 0) result.output.append(buf, n);
   int status = ::pclose(pipe);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  if (!internal_error_expected && result.output.find(": internal error: ") != std::string::npos) {
+    ADD_FAILURE() << "an exception escaped a command (a bug) in: " << command_line << "\n" << result.output;
+  }
   return result;
 }
 

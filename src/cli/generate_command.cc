@@ -29,13 +29,16 @@ CLI::App* add_generate_command(CLI::App& root, CommandRunner* runner) {
   f->seed = sub->add_option("--seed", f->sampling.seed, "Sampling seed")->capture_default_str();
   f->threads_option = sub->add_option("--threads", f->threads, "Threads, at most 256; 0 all cores")
                           ->capture_default_str();
-  *runner = [f]() -> Status {
-    // Every flag is checked before anything is loaded or printed.
+  // Every flag is checked before anything is loaded or printed.
+  runner->check = [f]() -> Status {
     SC_RETURN_IF_ERROR(check_integer_text<int64_t>(*f->max_tokens, "an integer in [0, 16777216]"));
     SC_RETURN_IF_ERROR(check_integer_text<int64_t>(*f->top_k, "an integer in [0, 16777216]"));
     SC_RETURN_IF_ERROR(check_integer_text<uint64_t>(*f->seed, "an integer in [0, 18446744073709551615]"));
     SC_RETURN_IF_ERROR(check_integer_text<int64_t>(*f->threads_option, "an integer in [0, 256]"));
     SC_RETURN_IF_ERROR(f->sampling.validate());
+    return threads_from_flag(f->threads, "--threads").status();
+  };
+  runner->run = [f]() -> Status {
     SC_ASSIGN_OR_RETURN(const size_t threads, threads_from_flag(f->threads, "--threads"));
     SC_ASSIGN_OR_RETURN(auto generator, Generator::load(f->checkpoint, threads));
     SC_ASSIGN_OR_RETURN(const std::vector<uint32_t> context, generator->encode_prompt(f->prompt));

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "cli/app.h"
 #include "cli/commands.h"
 #include "core/executable_path.h"
 #include "launch/launch_args.h"
@@ -31,8 +32,16 @@ CLI::App* add_launch_command(CLI::App& root, CommandRunner* runner) {
               "  --kill-grace S    SIGTERM, then SIGKILL after S seconds (default 5)\n"
               "  --mpirun-arg ARG  passed to mpirun before the program (repeat for each word)\n"
               "See docs/fault_tolerance.md.");
-  *runner = [sub]() -> Status { return run_launch(sub->remaining()); };
+  runner->check = [sub]() { return check_launch(sub->remaining()); };
+  runner->run = [sub]() { return run_launch(sub->remaining()); };
   return sub;
+}
+
+Status check_launch(const std::vector<std::string>& args) {
+  SC_ASSIGN_OR_RETURN(const LaunchRequest request, parse_launch_args(args));
+  if (request.train_args.empty() || request.train_args[0] != "train") return Status();
+  const Status train = parse_and_check(request.train_args);
+  return train.ok() ? train : Status::invalid("launch: {}", train.message());
 }
 
 Status run_launch(const std::vector<std::string>& args) {

@@ -307,10 +307,8 @@ CLI::App* add_plan_command(CLI::App& root, CommandRunner* runner) {
                 "Measure this machine's GEMM, attention and 2-rank MPI all-reduce beside the model's curves");
   sub->add_flag("--calibrate-allreduce-worker", f->calibrate_worker, "(internal: one rank of --calibrate)")
       ->group("");
-  *runner = [f]() {
-    SC_RETURN_IF_ERROR(read_flags(f.get()));
-    return run_plan(*f);
-  };
+  runner->check = [f]() { return read_flags(f.get()); };
+  runner->run = [f]() { return run_plan(*f); };
   return sub;
 }
 

@@ -32,13 +32,16 @@ CLI::App* add_prepare_command(CLI::App& root, CommandRunner* runner) {
   f->shard_tokens = sub->add_option("--shard-tokens", options->shard_tokens, "Tokens per shard before a new one starts")
                         ->capture_default_str();
 
-  *runner = [options, f]() -> Status {
+  runner->check = [options, f]() -> Status {
     SC_RETURN_IF_ERROR(check_integer_text<uint32_t>(*f->vocab_size, "an integer in [0, 4294967295]"));
     SC_RETURN_IF_ERROR(check_integer_text<uint64_t>(*f->seed, "an integer in [0, 18446744073709551615]"));
     SC_RETURN_IF_ERROR(check_integer_text<uint64_t>(*f->shard_tokens, "an integer in [1, 18446744073709551615]"));
     SC_RETURN_IF_ERROR(check_integer_text<int64_t>(*f->threads_option, "an integer in [0, 256]"));
     SC_ASSIGN_OR_RETURN(const size_t threads, threads_from_flag(f->threads, "--threads"));
     options->num_threads = static_cast<uint32_t>(threads);
+    return check_prepare_options(*options);
+  };
+  runner->run = [options]() -> Status {
     SC_ASSIGN_OR_RETURN(PrepareSummary summary, run_prepare(*options));
     const auto& r = summary.report;
     const uint64_t train_tokens = r["tokens"]["train"], val_tokens = r["tokens"]["val"];

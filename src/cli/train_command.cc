@@ -81,17 +81,26 @@ CLI::App* add_train_command(CLI::App& root, CommandRunner* runner) {
                 "and loss.svg are removed first");
   sub->add_flag("--dry-run", *dry_run, "Print parameters, FLOPs and memory for the config; allocate nothing");
 
-  *runner = [values, resume, dry_run, overwrite, options]() -> Status {
-    TrainRequest request;
-    request.resume = *resume;
-    request.overwrite = *overwrite;
+  // The flags given, as TrainOptions keys, each checked alone (the run
+  // checks them again together with config.json's "training" object).
+  auto overrides = [values, options]() -> Result<nlohmann::json> {
     const nlohmann::json all = values->to_json();
-    request.overrides = nlohmann::json::object();
+    nlohmann::json given = nlohmann::json::object();
     for (const Flag& flag : *options) {
       if (flag.option->count() == 0) continue;
       if (flag.check_text) SC_RETURN_IF_ERROR(flag.check_text());
-      request.overrides[flag.key] = all[flag.key];
+      given[flag.key] = all[flag.key];
     }
+    TrainOptions checked;
+    SC_RETURN_IF_ERROR(checked.apply_json(given, kCommandLine));
+    return given;
+  };
+  runner->check = [overrides]() { return overrides().status(); };
+  runner->run = [overrides, resume, dry_run, overwrite]() -> Status {
+    TrainRequest request;
+    request.resume = *resume;
+    request.overwrite = *overwrite;
+    SC_ASSIGN_OR_RETURN(request.overrides, overrides());
     if (*dry_run) {
       SC_ASSIGN_OR_RETURN(const std::string report, training_dry_run(request));
       std::fputs(report.c_str(), stdout);

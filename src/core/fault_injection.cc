@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <stdexcept>
 
 #include "core/file_util.h"
 #include "core/log.h"
@@ -18,7 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kExpected =
-    "expected KIND[:rank=R]:step=S with KIND one of kill, hang, nan, checkpoint_crash, entries separated by commas";
+    "expected KIND[:rank=R]:step=S with KIND one of kill, hang, nan, checkpoint_crash, throw, entries separated by commas";
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -37,7 +38,8 @@ std::vector<std::string_view> split(std::string_view s, char separator) {
 }
 
 std::optional<FaultKind> parse_kind(std::string_view name) {
-  for (FaultKind kind : {FaultKind::kKill, FaultKind::kHang, FaultKind::kNan, FaultKind::kCheckpointCrash}) {
+  for (FaultKind kind :
+       {FaultKind::kKill, FaultKind::kHang, FaultKind::kNan, FaultKind::kCheckpointCrash, FaultKind::kThrow}) {
     if (name == fault_kind_name(kind)) return kind;
   }
   return std::nullopt;
@@ -105,6 +107,7 @@ const char* fault_kind_name(FaultKind kind) {
     case FaultKind::kHang: return "hang";
     case FaultKind::kNan: return "nan";
     case FaultKind::kCheckpointCrash: return "checkpoint_crash";
+    case FaultKind::kThrow: return "throw";
   }
   return "unknown";
 }
@@ -181,13 +184,18 @@ void FaultInjector::at_step_start(int64_t step) {
   std::unique_lock lock(*mutex_);
   for (size_t i = 0; i < faults_.size(); ++i) {
     const FaultSpec& fault = faults_[i];
-    if (done_[i] || fault.step != step || (fault.kind != FaultKind::kKill && fault.kind != FaultKind::kHang)) continue;
+    const bool at_start = fault.kind == FaultKind::kKill || fault.kind == FaultKind::kHang || fault.kind == FaultKind::kThrow;
+    if (done_[i] || fault.step != step || !at_start) continue;
     done_[i] = true;
     if (!claim(fault)) continue;
     lock.unlock();
     if (fault.kind == FaultKind::kKill) {
       log_warn("fault injection: killing rank {} at step {}", rank_, step);
       kill_self();
+    }
+    if (fault.kind == FaultKind::kThrow) {
+      log_warn("fault injection: throwing on rank {} at step {}", rank_, step);
+      throw std::runtime_error(fmt::format("exception injected on rank {} at step {}", rank_, step));
     }
     log_warn("fault injection: hanging rank {} at step {}", rank_, step);
     hang_forever();

@@ -27,6 +27,7 @@ enum class FaultKind {
   kHang,             // sleep forever at the start of the step
   kNan,              // the trainer poisons the loss / gradients of the step
   kCheckpointCrash,  // SIGKILL itself in the middle of writing the step's checkpoint
+  kThrow,            // throw std::runtime_error at the start of the step: an escaped exception (a bug)
 };
 
 const char* fault_kind_name(FaultKind kind);
@@ -51,7 +52,7 @@ class FaultInjector {
   static Result<FaultInjector> from_spec(std::string_view spec, const std::string& run_dir, int rank);
 
   // Call before running step `step` (1-based). Fires a due kill (never
-  // returns) or hang (never returns).
+  // returns), hang (never returns) or throw.
   void at_step_start(int64_t step);
   // True once when a nan fault is due at `step`: the caller poisons the loss.
   bool poison_now(int64_t step);

@@ -110,8 +110,7 @@ bool is_validation_document(uint64_t index, uint64_t seed, double val_fraction) 
   return u < val_fraction;
 }
 
-Result<PrepareSummary> run_prepare(const PrepareOptions& options) {
-  const double t_start = now_s();
+Status check_prepare_options(const PrepareOptions& options) {
   if (options.vocab_size < 300) {
     return Status::invalid("--vocab-size {} is too small: byte fallback alone needs 259 ids (256 bytes + 3 specials)",
                            options.vocab_size);
@@ -124,6 +123,12 @@ Result<PrepareSummary> run_prepare(const PrepareOptions& options) {
     return Status::invalid("--threads {} is out of range: expected 0 (all cores) to {}", options.num_threads,
                            kMaxThreads);
   }
+  return Status();
+}
+
+Result<PrepareSummary> run_prepare(const PrepareOptions& options) {
+  const double t_start = now_s();
+  SC_RETURN_IF_ERROR(check_prepare_options(options));
   // Everything is written into `staged` and replaces the output only at the end.
   SC_ASSIGN_OR_RETURN(StagedDirectory staged, StagedDirectory::create(options.out_dir, is_prepare_output_name));
   SC_ASSIGN_OR_RETURN(CorpusListing listing, list_corpus_files(options.inputs));

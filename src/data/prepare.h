@@ -35,6 +35,8 @@ struct PrepareSummary {
   nlohmann::json report;  // what prepare.json holds
 };
 
+// The options alone (sizes, fractions, threads); touches no file.
+Status check_prepare_options(const PrepareOptions& options);
 Result<PrepareSummary> run_prepare(const PrepareOptions& options);
 
 // Deterministic train/val assignment of document `index` under `seed`.

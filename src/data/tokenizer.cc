@@ -6,9 +6,11 @@
 #include <sentencepiece_trainer.h>
 
 #include <algorithm>
+#include <exception>
 #include <unordered_map>
 
 #include "core/file_util.h"
+#include "core/json_reader.h"
 
 namespace sc {
 namespace {
@@ -76,8 +78,15 @@ Result<std::string> Tokenizer::train(const std::vector<std::string>& texts, cons
 
 Result<Tokenizer> Tokenizer::from_serialized(const std::string& model_bytes) {
   auto processor = std::make_unique<sentencepiece::SentencePieceProcessor>();
-  auto status = processor->LoadFromSerializedProto(model_bytes);
-  if (!status.ok()) return Status::corruption("not a SentencePiece model: {}", status.ToString());
+  // SentencePiece reports most bad models as a status but throws for some
+  // (darts_clone's "zero-length key" on an empty piece: found by
+  // fuzz/tokenizer_fuzzer.cc); either is a bad file, not a crash.
+  try {
+    auto status = processor->LoadFromSerializedProto(model_bytes);
+    if (!status.ok()) return Status::corruption("not a SentencePiece model: {}", status.ToString());
+  } catch (const std::exception& e) {
+    return Status::corruption("not a SentencePiece model: {}", text_excerpt(e.what(), 200));
+  }
   return Tokenizer(std::move(processor));
 }
 

@@ -94,6 +94,23 @@ TEST(Tokenizer, LoadRejectsGarbage) {
   EXPECT_NE(t.status().message().find("tokenizer.model"), std::string::npos);
 }
 
+// Found by fuzz/tokenizer_fuzzer.cc: a model proto whose second piece
+// starts with a NUL byte made SentencePiece's double-array trie throw
+// ("zero-length key") out of LoadFromSerializedProto, which aborted
+// `generate` and `train` instead of naming the file.
+TEST(Tokenizer, AModelThatMakesSentencePieceThrowIsAnError) {
+  const std::string model(
+      "\x0a\x0e\x0a\x05\x3c\x75\x6e\x6b\x3e\x15\x00\x00\x00\x00\x18\x02\x0a\x0c\x0a\x03\x00\x73\x18\x18"
+      "\x18\xe8\x01\x18\x18\x18\x18\x00",
+      32);
+  testing::TempDir dir;
+  testing::write_text(dir.file("tokenizer.model"), model);
+  auto t = Tokenizer::load(dir.file("tokenizer.model"));
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.status().message().find("tokenizer.model"), std::string::npos) << t.status().message();
+  EXPECT_NE(t.status().message().find("not a SentencePiece model"), std::string::npos) << t.status().message();
+}
+
 // prepare accepts up to 256 threads; SentencePiece trains with at most 128.
 TEST(Tokenizer, TrainsWithMoreThreadsThanSentencePieceTakes) {
   std::vector<std::string> lines;

@@ -164,6 +164,7 @@ Plan plan_header(const PlanModel& model, const ClusterSpec& cluster, const Layou
   Plan plan;
   plan.model = model.name;
   plan.cluster = cluster.name;
+  plan.cluster_spec = cluster.to_json();
   plan.gpu = cluster.gpu.name;
   plan.num_gpus = layout.tp * layout.pp * layout.cp * layout.dp;
   plan.idle_gpus = cluster.num_gpus - plan.num_gpus;
@@ -222,6 +223,7 @@ nlohmann::json plan_to_json(const Plan& p) {
   return {
       {"model", p.model},
       {"cluster", p.cluster},
+      {"cluster_spec", p.cluster_spec},
       {"gpu", p.gpu},
       {"num_gpus", p.num_gpus},
       {"idle_gpus", p.idle_gpus},

@@ -98,6 +98,7 @@ struct Reliability {
 struct Plan {
   std::string model;
   std::string cluster;
+  nlohmann::json cluster_spec;  // ClusterSpec::to_json(): a cluster file that plans the same
   std::string gpu;
   int64_t num_gpus = 0;   // GPUs the layout uses: tp x pp x cp x dp
   int64_t idle_gpus = 0;  // the cluster's others (when dp was derived): spares, still powered
