@@ -79,9 +79,13 @@ class ServerProcess {
     c.set_read_timeout(60, 0);
     return c;
   }
+  void signal(int signal) { ::kill(pid_, signal); }
   // SIGTERM, then the exit code.
   int stop() {
-    ::kill(pid_, SIGTERM);
+    signal(SIGTERM);
+    return wait();
+  }
+  int wait() {
     int status = 0;
     ::waitpid(pid_, &status, 0);
     exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -310,7 +314,10 @@ TEST_F(ServeCli, ConcurrentClientsEachGetTheAnswerTheyGetAlone) {
   // A pause per step keeps the requests in the batch together.
   ServerProcess server("--checkpoint " + run_dir() + " --slots 4 --threads 1", log("concurrent"), 2);
   ASSERT_TRUE(server.ready()) << server.log();
-  const std::vector<std::string> prompts = {"Der", "La volpe", "The quick", "Grüße", "A journey", "Città"};
+  // Eight clients over four slots: some wait in the queue, and requests
+  // join and leave the batch at different tokens.
+  const std::vector<std::string> prompts = {"Der",       "La volpe", "The quick", "Grüße",
+                                            "A journey", "Città",    "Straße",    "नमस्ते"};
   std::vector<json> requests;
   std::vector<std::string> alone;
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -456,17 +463,33 @@ TEST_F(ServeCli, AnApiKeyIsRequiredWhenSet) {
   EXPECT_EQ(server.stop(), 0) << server.log();
 }
 
-TEST_F(ServeCli, SigtermFinishesTheRequestInFlightThenExitsZero) {
-  ServerProcess server("--checkpoint " + run_dir() + " --slots 1 --threads 1", log("drain"), 10);
+TEST_F(ServeCli, SigtermFinishesTheRequestInFlightRefusesNewOnesThenExitsZero) {
+  ServerProcess server("--checkpoint " + run_dir() + " --slots 1 --threads 1", log("drain"), 20);
   ASSERT_TRUE(server.ready()) << server.log();
-  json request = completion("Der", 30, 4, 1.0);
+  json request = completion("Der", 60, 4, 1.0);
   request["ignore_eos"] = true;
+  json last;
   std::string text;
-  std::thread client([&] { text = streamed_text(server, "/v1/completions", request); });
+  std::thread client([&] { text = streamed_text(server, "/v1/completions", request, &last); });
   ASSERT_TRUE(await_metric(server, "supercluster_active_slots", 1));
-  EXPECT_EQ(server.stop(), 0) << server.log();
+  server.signal(SIGTERM);
+  // Draining: /health says so, and a new request is refused, while the one
+  // in flight (60 steps of 20 ms) runs on.
+  int health = 0;
+  for (int tries = 0; tries < 2000 && health != 503; ++tries) {
+    auto res = server.client().Get("/health");
+    health = res ? res->status : -1;
+    if (health != 503) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(health, 503);
+  int status = 0;
+  const json refused = post_json(server, "/v1/completions", completion("Der", 3, 1), &status);
+  EXPECT_EQ(status, 503);
+  EXPECT_NE(refused["error"]["message"].get<std::string>().find("shutting down"), std::string::npos) << refused;
+  EXPECT_EQ(server.wait(), 0) << server.log();
   client.join();
-  EXPECT_FALSE(text.empty());
+  EXPECT_EQ(last["choices"][0]["finish_reason"], "length") << "the request in flight ran to its end";
+  EXPECT_EQ(last["usage"]["completion_tokens"], 60);
   EXPECT_NE(server.log().find("stopped (SIGTERM)"), std::string::npos) << server.log();
 }
 
