@@ -217,12 +217,17 @@ TEST_F(ServeCli, HealthModelsTokenizeMetricsAndThePage) {
   EXPECT_FALSE(tokens["tokens"].empty());
   EXPECT_EQ(post_json(server, "/detokenize", {{"tokens", tokens["tokens"]}})["content"], "Der schnelle Fuchs");
 
-  post_json(server, "/v1/completions", completion("Der", 5, 1));
+  json five_tokens = completion("Der", 5, 1);
+  five_tokens["ignore_eos"] = true;
+  post_json(server, "/v1/completions", five_tokens);
   auto metrics = server.client().Get("/metrics");
   ASSERT_TRUE(metrics);
-  for (const char* name : {"supercluster_requests_total{status=\"200\"}", "supercluster_prompt_tokens_total",
-                           "supercluster_generated_tokens_total", "supercluster_queue_length",
-                           "supercluster_active_slots 0", "# TYPE supercluster_requests_total counter"}) {
+  for (const char* name :
+       {"supercluster_requests_total{status=\"200\"}", "supercluster_prompt_tokens_total",
+        "supercluster_generated_tokens_total", "supercluster_queue_length", "supercluster_active_slots 0",
+        "# TYPE supercluster_requests_total counter", "supercluster_tokens_per_second",
+        "supercluster_time_to_first_token_seconds_bucket{le=\"+Inf\"} 1",
+        "supercluster_time_per_output_token_seconds_count 4"}) {
     EXPECT_NE(metrics->body.find(name), std::string::npos) << name << "\n" << metrics->body;
   }
   EXPECT_EQ(metric(server, "supercluster_slots"), 2);

@@ -7,6 +7,8 @@ namespace sc {
 // Prompt tokens per prefill forward: a longer prompt takes several (the
 // same bound as `generate`'s).
 constexpr size_t kPrefillTokens = 256;
+// Stats::tokens_per_second averages over this much recent time.
+constexpr std::chrono::seconds kRateWindow{10};
 
 const char* finish_reason_name(FinishReason reason) {
   switch (reason) {
@@ -126,6 +128,10 @@ std::shared_ptr<GenerationStream> Engine::submit(GenerationRequest request) {
 Engine::Stats Engine::stats() const {
   std::lock_guard lock(mutex_);
   Stats s = totals_;
+  const auto since = std::chrono::steady_clock::now() - kRateWindow;
+  uint64_t recent_tokens = 0;
+  for (const auto& [at, tokens] : recent_steps_) recent_tokens += at >= since ? tokens : 0;
+  s.tokens_per_second = static_cast<double>(recent_tokens) / static_cast<double>(kRateWindow.count());
   s.queue_length = queue_.size();
   s.active_slots = active_;
   return s;
@@ -161,8 +167,15 @@ void Engine::take_token(size_t s, const float* logits) {
   }
   ++slot.generated;
   {
+    const auto now = GenerationStream::Clock::now();
+    GenerationStream& stream = *slot.stream;
+    const bool first = slot.generated == 1;
+    const double seconds =
+        std::chrono::duration<double>(now - (first ? stream.submitted_ : stream.last_token_)).count();
+    stream.last_token_ = now;
     std::lock_guard lock(mutex_);
     ++totals_.generated_tokens;
+    (first ? totals_.time_to_first_token : totals_.time_per_token).add(seconds);
   }
   slot.stream->push(slot.stop.add(vocabulary_.piece_text(token)), true);
   if (slot.stop.stopped()) {
@@ -181,6 +194,7 @@ void Engine::take_token(size_t s, const float* logits) {
 void Engine::run() {
   std::vector<size_t> admitted, decoding, decode_slots, decode_positions;
   std::vector<uint32_t> decode_tokens;
+  uint64_t generated_before_step = 0;
   while (true) {
     admitted.clear();
     {
@@ -198,6 +212,7 @@ void Engine::run() {
         admitted.push_back(s);
       }
       ++totals_.steps;
+      generated_before_step = totals_.generated_tokens;
     }
     // A request whose consumer left gives its slot back before any work.
     for (size_t s = 0; s < slots_.size(); ++s) {
@@ -245,6 +260,12 @@ void Engine::run() {
           take_token(decoding[i], *logits + i * V);
         }
       }
+    }
+    {
+      std::lock_guard lock(mutex_);
+      const auto now = std::chrono::steady_clock::now();
+      recent_steps_.emplace_back(now, totals_.generated_tokens - generated_before_step);
+      while (!recent_steps_.empty() && recent_steps_.front().first < now - kRateWindow) recent_steps_.pop_front();
     }
     if (options_.step_delay.count() > 0) std::this_thread::sleep_for(options_.step_delay);
   }

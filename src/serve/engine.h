@@ -27,6 +27,7 @@
 #include "core/thread_pool.h"
 #include "model/config.h"
 #include "model/inference.h"
+#include "serve/latency_histogram.h"
 #include "serve/sampling.h"
 #include "serve/stop_strings.h"
 
@@ -84,10 +85,13 @@ class GenerationStream {
  private:
   friend class Engine;
   explicit GenerationStream(size_t prompt_tokens) : prompt_tokens_(prompt_tokens) {}
+  using Clock = std::chrono::steady_clock;
   void push(const std::string& text, bool counts_token);
   void finish(FinishReason reason, std::string error = {});
 
   const size_t prompt_tokens_;
+  const Clock::time_point submitted_ = Clock::now();
+  Clock::time_point last_token_;  // the scheduler's alone
   std::atomic<bool> cancelled_{false};
   std::mutex mutex_;
   std::condition_variable changed_;
@@ -123,6 +127,9 @@ class Engine {
   struct Stats {
     size_t queue_length = 0, active_slots = 0;
     uint64_t prompt_tokens = 0, generated_tokens = 0, cancelled = 0, steps = 0;
+    LatencyHistogram time_to_first_token;  // from submit() to the first token sampled
+    LatencyHistogram time_per_token;       // between a request's consecutive tokens
+    double tokens_per_second = 0;          // generated over the last few seconds, all requests
   };
   Stats stats() const;
 
@@ -162,6 +169,9 @@ class Engine {
   size_t active_ = 0;
   bool started_ = false, stopping_ = false;
   Stats totals_;
+  // (time of a step, tokens it generated) over the last kRateWindow, for
+  // Stats::tokens_per_second.
+  std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> recent_steps_;
   std::thread scheduler_;
 };
 

@@ -100,6 +100,10 @@ TEST(Engine, EachRequestGetsTheSameAnswerInABatchAsAlone) {
   EXPECT_EQ(stats.prompt_tokens, 6u * 3);
   EXPECT_EQ(stats.active_slots, 0u);
   EXPECT_LT(stats.steps, 10u + 11 + 12 + 13 + 14 + 15) << "steps decode several slots at once";
+  EXPECT_EQ(stats.time_to_first_token.count(), 6u);
+  EXPECT_EQ(stats.time_per_token.count(), stats.generated_tokens - 6);
+  EXPECT_LE(stats.time_to_first_token.cumulative(0), stats.time_to_first_token.cumulative(1)) << "cumulative";
+  EXPECT_GT(stats.tokens_per_second, 0.0) << "tokens generated within the last seconds";
 }
 
 TEST(Engine, GreedyIsDeterministicAndSeedsMatter) {
