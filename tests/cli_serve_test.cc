@@ -405,6 +405,10 @@ TEST_F(ServeCli, BadRequestsAre400WithAnErrorObjectNamingTheField) {
       {R"({"prompt": "Der", "n": 2})", "n", "'n'"},
       {R"({"prompt": "Der", "seed": -3})", "seed", "'seed'"},
       {std::string(200, '[') + std::string(200, ']'), "", "nest"},
+      {"{\"prompt\": \"Gr\xFC\xDF"
+       "e\"}",
+       "", "request"},                                             // Latin-1, not UTF-8
+      {"{\"prompt\": \"Der\", \"max_tokens\": 4", "", "request"},  // truncated
   };
   for (const Case& c : cases) {
     auto res = server.client().Post("/v1/completions", c.body, "application/json");

@@ -80,7 +80,7 @@ document.getElementById("form").onsubmit = async (event) => {
   const send = document.getElementById("send");
   send.disabled = true;
   const started = performance.now();
-  let tokens = 0, firstAt = 0;
+  let tokens = 0;
   try {
     let response = await fetch("/v1/chat/completions", { method: "POST", headers: headers(), body: JSON.stringify({
       messages: conversation, stream: true,
@@ -107,13 +107,13 @@ document.getElementById("form").onsubmit = async (event) => {
         if (chunk.error) throw new Error(chunk.error.message);
         const delta = chunk.choices[0].delta;
         if (delta && delta.content) {
-          if (!firstAt) firstAt = performance.now();
           tokens += 1;  // about one token a chunk; usage on the last chunk is exact
           reply.textContent += delta.content;
           log.scrollTop = log.scrollHeight;
         }
         if (chunk.usage) tokens = chunk.usage.completion_tokens;
-        const seconds = (performance.now() - (firstAt || started)) / 1000;
+        // From sending the request: the wait for the first token counts too.
+        const seconds = (performance.now() - started) / 1000;
         if (tokens && seconds > 0) speed.textContent = (tokens / seconds).toFixed(1) + " tokens/s";
       }
     }
