@@ -15,6 +15,7 @@ packages=(
   libcli11-dev               # command-line parsing
   libfmt-dev                 # formatting of progress lines and messages
   libxxhash-dev              # shard and checkpoint checksums
+  libcpp-httplib-dev         # HTTP server and test client of `supercluster serve`
   libgtest-dev libgmock-dev  # tests
   libbenchmark-dev           # micro-benchmarks in bench/
   clang libclang-rt-14-dev   # the sanitizer build and libFuzzer targets (docs/reliability.md)

@@ -23,7 +23,7 @@ struct App {
   App() {
     root.require_subcommand(1);
     root.add_flag("-v,--verbose", verbose, "Log debug detail");
-    for (auto adder : {add_prepare_command, add_train_command, add_generate_command, add_plan_command,
+    for (auto adder : {add_prepare_command, add_train_command, add_generate_command, add_serve_command, add_plan_command,
                        add_launch_command}) {
       CommandRunner runner;
       CLI::App* sub = adder(root, &runner);

@@ -38,6 +38,7 @@ TEST(ParseAndCheck, AcceptsTheReadmeCommandsWithoutRunningThem) {
            "train --config grok-mini --data /nonexistent/data --out /nonexistent/run --steps 10 --lr 3e-4",
            "train --resume --out /nonexistent/run",
            "generate --checkpoint /nonexistent/run --prompt hello --temperature 0.8 --top-k 40",
+           "serve --checkpoint /nonexistent/run --port 0 --slots 2 --api-key k --max-queue 8",
            "plan --model grok-1 --cluster /nonexistent/cluster.json --gpus 1024 --tp 8",
            "launch -np 2 -- train --config grok-mini --data d --out o",
            "train --help",
@@ -59,7 +60,12 @@ TEST(ParseAndCheck, RefusesBadFlagsNamingThem) {
   expect_refused("launch -np 0 -- train", "-np");
   // The train command a launch would start, checked before mpirun starts it.
   expect_refused("launch -np 2 -- train --out o --steps ten", "launch: Could not convert: --steps = ten");
-  expect_refused("serve", "A subcommand is required");
+  expect_refused("nosuchcommand", "A subcommand is required");
+  expect_refused("serve", "--checkpoint is required");
+  expect_refused("serve --checkpoint c --slots 0", "--slots");
+  expect_refused("serve --checkpoint c --port 65536", "--port");
+  expect_refused("serve --checkpoint c --max-queue 5000", "--max-queue");
+  expect_refused("serve --checkpoint c --ctx -1", "--ctx");
   expect_refused("", "");
 }
 

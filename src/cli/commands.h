@@ -24,6 +24,7 @@ struct CommandRunner {
 CLI::App* add_prepare_command(CLI::App& root, CommandRunner* runner);
 CLI::App* add_train_command(CLI::App& root, CommandRunner* runner);
 CLI::App* add_generate_command(CLI::App& root, CommandRunner* runner);
+CLI::App* add_serve_command(CLI::App& root, CommandRunner* runner);
 CLI::App* add_plan_command(CLI::App& root, CommandRunner* runner);
 CLI::App* add_launch_command(CLI::App& root, CommandRunner* runner);
 // `supercluster launch ARGS`: main() hands the words after "launch" straight

@@ -16,20 +16,10 @@
 #include "data/tokenizer.h"
 #include "model/config.h"
 #include "model/inference.h"
+#include "serve/loaded_model.h"
+#include "serve/sampling.h"
 
 namespace sc {
-
-struct SamplingOptions {
-  int64_t max_tokens = 128;  // [0, 16777216]
-  double temperature = 0.8;  // 0: greedy, else [0.001, 100]
-  double top_p = 0.95;       // nucleus, (0, 1]; 1: off
-  int64_t top_k = 0;         // [0, 16777216]; 0: off
-  uint64_t seed = 0;
-  bool stop_at_end_of_document = true;
-
-  // Every number finite and in its range above; errors name the flag.
-  Status validate() const;
-};
 
 class Generator {
  public:
@@ -37,9 +27,9 @@ class Generator {
   // directory (run/checkpoint_store.h's resolve_checkpoint).
   static Result<std::unique_ptr<Generator>> load(const std::string& checkpoint_path, size_t threads);
 
-  const ModelConfig& config() const { return config_; }
-  const Tokenizer& tokenizer() const { return *tokenizer_; }
-  const std::string& checkpoint() const { return checkpoint_; }
+  const ModelConfig& config() const { return model_->config(); }
+  const Tokenizer& tokenizer() const { return model_->tokenizer(); }
+  const std::string& checkpoint() const { return model_->checkpoint(); }
 
   // The tokens generation starts from: the end-of-document token (training
   // documents follow one) and the prompt's. A prompt that leaves no room in
@@ -57,17 +47,12 @@ class Generator {
 
  private:
   Generator() = default;
-  uint32_t sample(const float* logits, const SamplingOptions& options, uint64_t draw);
 
-  ModelConfig config_;
-  std::string checkpoint_;
-  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<LoadedModel> model_;
   std::unique_ptr<ThreadPool> pool_;
-  Arena weights_;
-  float* params_ = nullptr;
   std::unique_ptr<Inference> inference_;
   KvCache cache_;  // one slot of the whole context
-  std::vector<std::pair<float, uint32_t>> candidates_;
+  std::unique_ptr<Sampler> sampler_;
 };
 
 }  // namespace sc

@@ -1,0 +1,178 @@
+// The engine's scheduling on a tiny random model: batched answers equal
+// solo answers, the queue bound, cancellation freeing a slot, stop strings,
+// max_tokens and the context end, draining on shutdown.
+#include "serve/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "model/counts.h"
+
+namespace sc {
+namespace {
+
+constexpr int64_t kVocab = 40;
+constexpr uint32_t kEndOfDocument = 2;
+
+struct TinyModel {
+  ModelConfig config;
+  std::vector<float> params;
+  TinyModel() {
+    nlohmann::json j = {{"vocab_size", kVocab},
+                        {"hidden_size", 16},
+                        {"num_hidden_layers", 2},
+                        {"num_attention_heads", 4},
+                        {"num_key_value_heads", 2},
+                        {"head_dim", 4},
+                        {"intermediate_size", 24},
+                        {"max_position_embeddings", 48},
+                        {"hidden_act", "gelu_pytorch_tanh"},
+                        {"tie_word_embeddings", true}};
+    config = *ModelConfig::from_json(j, "tiny");
+    const auto layout = parameter_layout(config);
+    params.resize(static_cast<size_t>(parameter_buffer_floats(layout)));
+    std::mt19937 gen(7);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (const TensorSpec& t : layout) {
+      for (int64_t i = 0; i < t.numel(); ++i) params[t.offset + i] = t.is_norm ? 1.0f : 0.5f * normal(gen);
+    }
+  }
+};
+
+const TinyModel& tiny() {
+  static const TinyModel model;
+  return model;
+}
+
+// Each id's text is a letter; the end of document is never shown.
+Vocabulary letters() {
+  return {.size = kVocab, .end_of_document = kEndOfDocument, .piece_text = [](uint32_t id) {
+            return std::string(1, static_cast<char>('A' + id));
+          }};
+}
+
+std::unique_ptr<Engine> make_engine(size_t slots, size_t max_queue, bool start = true, size_t context = 0) {
+  auto engine = Engine::create(tiny().config, tiny().params.data(), letters(),
+                               {.slots = slots, .context = context, .max_queue = max_queue, .threads = 1}, start);
+  EXPECT_TRUE(engine.ok()) << engine.status().message();
+  return std::move(engine).value();
+}
+
+GenerationRequest request(uint64_t seed, int64_t max_tokens = 20, double temperature = 1.0) {
+  GenerationRequest r;
+  r.prompt = {kEndOfDocument, static_cast<uint32_t>(5 + seed % 7), static_cast<uint32_t>(11 + seed % 5)};
+  r.sampling = {.max_tokens = max_tokens,
+                .temperature = temperature,
+                .top_p = 1.0,
+                .seed = seed,
+                .stop_at_end_of_document = false};
+  return r;
+}
+
+TEST(Engine, EachRequestGetsTheSameAnswerInABatchAsAlone) {
+  std::vector<std::string> alone;
+  {
+    auto engine = make_engine(1, 8);
+    for (uint64_t seed = 0; seed < 6; ++seed) {
+      auto stream = engine->submit(request(seed, 10 + seed));
+      ASSERT_NE(stream, nullptr);
+      auto done = stream->wait();
+      EXPECT_EQ(done.finish, FinishReason::kLength);
+      EXPECT_EQ(done.tokens, 10 + seed);
+      alone.push_back(done.text);
+    }
+  }
+  // Six requests of different lengths over three slots: they join and leave
+  // the batch at different steps.
+  auto engine = make_engine(3, 8, /*start=*/false);
+  std::vector<std::shared_ptr<GenerationStream>> streams;
+  for (uint64_t seed = 0; seed < 6; ++seed) streams.push_back(engine->submit(request(seed, 10 + seed)));
+  engine->start();
+  for (uint64_t seed = 0; seed < 6; ++seed) {
+    ASSERT_NE(streams[seed], nullptr);
+    EXPECT_EQ(streams[seed]->wait().text, alone[seed]) << "seed " << seed;
+  }
+  const Engine::Stats stats = engine->stats();
+  EXPECT_EQ(stats.generated_tokens, 10u + 11 + 12 + 13 + 14 + 15);
+  EXPECT_EQ(stats.prompt_tokens, 6u * 3);
+  EXPECT_EQ(stats.active_slots, 0u);
+  EXPECT_LT(stats.steps, 10u + 11 + 12 + 13 + 14 + 15) << "steps decode several slots at once";
+  EXPECT_EQ(stats.time_to_first_token.count(), 6u);
+  EXPECT_EQ(stats.time_per_token.count(), stats.generated_tokens - 6);
+  EXPECT_LE(stats.time_to_first_token.cumulative(0), stats.time_to_first_token.cumulative(1)) << "cumulative";
+  EXPECT_GT(stats.tokens_per_second, 0.0) << "tokens generated within the last seconds";
+}
+
+TEST(Engine, GreedyIsDeterministicAndSeedsMatter) {
+  auto engine = make_engine(2, 8);
+  EXPECT_EQ(engine->submit(request(1, 15, 0.0))->wait().text, engine->submit(request(1, 15, 0.0))->wait().text);
+  EXPECT_EQ(engine->submit(request(1, 15))->wait().text, engine->submit(request(1, 15))->wait().text);
+  GenerationRequest other_seed = request(1, 15);
+  other_seed.sampling.seed = 99;
+  EXPECT_NE(engine->submit(request(1, 15))->wait().text, engine->submit(other_seed)->wait().text);
+}
+
+TEST(Engine, AFullQueueRefusesAndShutdownDrainsTheRest) {
+  auto engine = make_engine(1, 2, /*start=*/false);
+  std::vector<std::shared_ptr<GenerationStream>> accepted;
+  // One for the free slot, two queued.
+  for (int i = 0; i < 3; ++i) accepted.push_back(engine->submit(request(i)));
+  for (const auto& s : accepted) ASSERT_NE(s, nullptr);
+  EXPECT_EQ(engine->submit(request(9)), nullptr) << "the queue is full";
+  EXPECT_EQ(engine->stats().queue_length, 3u);
+  engine->shutdown();
+  EXPECT_EQ(engine->submit(request(9)), nullptr) << "shutting down";
+  engine->join();
+  for (const auto& s : accepted) EXPECT_EQ(s->wait().finish, FinishReason::kLength);
+}
+
+TEST(Engine, ACancelledRequestFreesItsSlot) {
+  // Cancelled before the scheduler runs, so the order is certain: the request
+  // takes the only slot, gives it back unrun, and the next one gets it.
+  // (tests/cli_serve_test.cc cancels mid-stream by hanging up.)
+  auto engine = make_engine(1, 4, /*start=*/false);
+  auto first = engine->submit(request(3, 40));
+  ASSERT_NE(first, nullptr);
+  auto second = engine->submit(request(4, 5));
+  ASSERT_NE(second, nullptr);
+  first->cancel();
+  engine->start();
+  EXPECT_EQ(first->wait().finish, FinishReason::kCancelled);
+  EXPECT_EQ(first->wait().tokens, 0u);
+  EXPECT_EQ(second->wait().finish, FinishReason::kLength);
+  EXPECT_EQ(second->wait().tokens, 5u);
+  EXPECT_EQ(engine->stats().cancelled, 1u);
+}
+
+TEST(Engine, AStopStringEndsTheTextBeforeIt) {
+  auto engine = make_engine(1, 4);
+  const std::string full = engine->submit(request(5, 20))->wait().text;
+  ASSERT_GE(full.size(), 8u);
+  GenerationRequest stopped = request(5, 20);
+  stopped.stop = {full.substr(4, 2)};
+  const auto done = engine->submit(stopped)->wait();
+  EXPECT_EQ(done.finish, FinishReason::kStop);
+  EXPECT_EQ(done.text, full.substr(0, full.find(full.substr(4, 2))));
+}
+
+TEST(Engine, TheContextEndsGenerationWithLength) {
+  auto engine = make_engine(2, 4, true, /*context=*/8);
+  const auto done = engine->submit(request(6, 100))->wait();
+  EXPECT_EQ(done.finish, FinishReason::kLength);
+  EXPECT_EQ(done.tokens, 8u - 3 + 1) << "3 prompt tokens: positions 3..7 take sampled tokens, and one more is sampled";
+  EXPECT_EQ(engine->submit(request(6, 0))->wait().tokens, 0u);
+}
+
+TEST(Engine, BadOptionsAreErrors) {
+  Vocabulary v = letters();
+  EXPECT_FALSE(Engine::create(tiny().config, tiny().params.data(), v, {.slots = 0}).ok());
+  EXPECT_FALSE(Engine::create(tiny().config, tiny().params.data(), v, {.slots = 1, .context = 49}).ok());
+  v.size = kVocab + 1;
+  EXPECT_FALSE(Engine::create(tiny().config, tiny().params.data(), v, {.slots = 1}).ok());
+}
+
+}  // namespace
+}  // namespace sc
