@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-300}
 shift || true
-all=(model_config cluster safetensors shard manifest trainer_state metrics_line tokenizer cli_flags corpus)
+all=(model_config cluster safetensors shard manifest trainer_state metrics_line tokenizer cli_flags corpus request_body)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all[@]}")
 fuzzers=()
