@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 
@@ -65,8 +66,7 @@ CLI::App* add_serve_command(CLI::App& root, CommandRunner* runner) {
     options.api_key = f->api_key;
     options.max_queue = static_cast<size_t>(f->max_queue);
     if (const char* delay = std::getenv(kStepDelayEnvVar)) {
-      options.step_delay =
-          std::chrono::milliseconds(std::strtol(delay, nullptr, 10) > 0 ? std::strtol(delay, nullptr, 10) : 0);
+      options.step_delay = std::chrono::milliseconds(std::max(0L, std::strtol(delay, nullptr, 10)));
     }
     return serve(options);
   };

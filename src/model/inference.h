@@ -43,6 +43,11 @@ class KvCache {
   float* values_ = nullptr;
 };
 
+// Token rows per forward that generate and serve size Inference for: a
+// longer prompt is prefilled in several forwards of this many, which bounds
+// the activation buffers without costing a long prompt much.
+inline constexpr size_t kPrefillTokensPerForward = 256;
+
 class Inference {
  public:
   // Buffers for forwards of up to max_tokens token rows returning up to

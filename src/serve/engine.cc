@@ -4,9 +4,6 @@
 
 namespace sc {
 
-// Prompt tokens per prefill forward: a longer prompt takes several (the
-// same bound as `generate`'s).
-constexpr size_t kPrefillTokens = 256;
 // Stats::tokens_per_second averages over this much recent time.
 constexpr std::chrono::seconds kRateWindow{10};
 
@@ -76,7 +73,7 @@ Result<std::unique_ptr<Engine>> Engine::create(const ModelConfig& config, const 
   if (e->context_ < 2) return Status::invalid("engine: a context of {} positions; at least 2", e->context_);
   e->pool_ = std::make_unique<ThreadPool>(std::max<size_t>(1, options.threads));
   SC_ASSIGN_OR_RETURN(e->cache_, KvCache::create(config, options.slots, e->context_));
-  SC_ASSIGN_OR_RETURN(e->inference_, Inference::create(config, params, std::min(e->context_, kPrefillTokens),
+  SC_ASSIGN_OR_RETURN(e->inference_, Inference::create(config, params, std::min(e->context_, kPrefillTokensPerForward),
                                                        options.slots, *e->pool_));
   e->sampler_ = std::make_unique<Sampler>(e->vocabulary_.size);
   e->slots_.resize(options.slots);
@@ -192,7 +189,7 @@ void Engine::take_token(size_t s, const float* logits) {
 }
 
 void Engine::run() {
-  std::vector<size_t> admitted, decoding, decode_slots, decode_positions;
+  std::vector<size_t> admitted, decode_slots, decode_positions;
   std::vector<uint32_t> decode_tokens;
   uint64_t generated_before_step = 0;
   while (true) {
@@ -239,25 +236,23 @@ void Engine::run() {
     }
     // Every active slot's next token in one batched forward. A slot admitted
     // this step joins it: its first token is sampled, its second is due.
-    decoding.clear();
     decode_tokens.clear();
     decode_slots.clear();
     decode_positions.clear();
     for (size_t s = 0; s < slots_.size(); ++s) {
       if (!slots_[s].stream || slots_[s].generated == 0) continue;
-      decoding.push_back(s);
       decode_tokens.push_back(slots_[s].next_token);
       decode_slots.push_back(s);
       decode_positions.push_back(slots_[s].position);
     }
-    if (!decoding.empty()) {
+    if (!decode_slots.empty()) {
       auto logits = inference_->decode(cache_, decode_tokens, decode_slots, decode_positions);
       const size_t V = static_cast<size_t>(inference_->config().vocab_size);
-      for (size_t i = 0; i < decoding.size(); ++i) {
+      for (size_t i = 0; i < decode_slots.size(); ++i) {
         if (!logits.ok()) {
-          release(decoding[i], FinishReason::kError, logits.status().message());
+          release(decode_slots[i], FinishReason::kError, logits.status().message());
         } else {
-          take_token(decoding[i], *logits + i * V);
+          take_token(decode_slots[i], *logits + i * V);
         }
       }
     }

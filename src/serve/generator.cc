@@ -6,9 +6,6 @@
 
 namespace sc {
 
-// Prompt tokens per prefill forward: a longer prompt takes several.
-constexpr size_t kPrefillTokens = 256;
-
 Result<std::unique_ptr<Generator>> Generator::load(const std::string& checkpoint_path, size_t threads) {
   std::unique_ptr<Generator> g(new Generator());
   SC_ASSIGN_OR_RETURN(g->model_, LoadedModel::load(checkpoint_path));
@@ -25,7 +22,7 @@ Result<std::unique_ptr<Generator>> Generator::load(const std::string& checkpoint
   auto cache = KvCache::create(c, 1, context);
   if (!cache.ok()) return cache.status().with_context(dir);
   g->cache_ = std::move(cache).value();
-  auto inference = Inference::create(c, g->model_->params(), std::min(context, kPrefillTokens), 1, *g->pool_);
+  auto inference = Inference::create(c, g->model_->params(), std::min(context, kPrefillTokensPerForward), 1, *g->pool_);
   if (!inference.ok()) return inference.status().with_context(dir);
   g->inference_ = std::move(inference).value();
   g->sampler_ = std::make_unique<Sampler>(g->model_->tokenizer().vocab_size());
