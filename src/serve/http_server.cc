@@ -318,7 +318,11 @@ Status serve(const ServeOptions& options) {
   }
   std::fprintf(stderr, "supercluster serve: listening on http://%s:%d, loading %s\n", options.host.c_str(), port,
                options.checkpoint.c_str());
-  std::thread listener([&server] { server.listen_after_bind(); });
+  std::atomic<bool> listener_returned{false};
+  std::thread listener([&] {
+    server.listen_after_bind();
+    listener_returned.store(true);
+  });
 
   std::atomic<bool> done{false};
   // Waits for a stop signal, then drains: new requests are refused, the
@@ -328,6 +332,13 @@ Status serve(const ServeOptions& options) {
     s.draining.store(true);
     if (s.ready.load()) s.engine->shutdown();
     while (s.in_flight.count() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    // httplib's stop() does nothing until listen has marked the server
+    // running, and listen then blocks for ever: a checkpoint that fails to
+    // load at once (or an early signal) could stop before the listener
+    // thread had started, and the process hung.
+    while (!server.is_running() && !listener_returned.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     server.stop();
   });
 
