@@ -16,7 +16,7 @@ constexpr const char* kStepDelayEnvVar = "SUPERCLUSTER_SERVE_STEP_DELAY_MS";
 
 CLI::App* add_serve_command(CLI::App& root, CommandRunner* runner) {
   struct Flags {
-    std::string checkpoint, host = "127.0.0.1", api_key;
+    std::string checkpoint, host = "127.0.0.1", api_key, weights = "fp32";
     int64_t port = 8080, slots = 4, context = 0, threads = 0, max_queue = 64;
     CLI::Option *port_option, *slots_option, *context_option, *threads_option, *max_queue_option;
   };
@@ -36,6 +36,7 @@ CLI::App* add_serve_command(CLI::App& root, CommandRunner* runner) {
   f->max_queue_option =
       sub->add_option("--max-queue", f->max_queue, "Requests waiting for a slot, 0 to 4096; more get 503")
           ->capture_default_str();
+  sub->add_option("--weights", f->weights, kWeightsFlagHelp)->capture_default_str();
   runner->check = [f]() -> Status {
     SC_RETURN_IF_ERROR(check_integer_text<int64_t>(*f->port_option, "an integer in [0, 65535]"));
     SC_RETURN_IF_ERROR(check_integer_text<int64_t>(*f->slots_option, "an integer in [1, 256]"));
@@ -52,6 +53,7 @@ CLI::App* add_serve_command(CLI::App& root, CommandRunner* runner) {
     if (f->max_queue < 0 || f->max_queue > 4096) {
       return Status::invalid("--max-queue must be an integer in [0, 4096] (got {})", f->max_queue);
     }
+    SC_RETURN_IF_ERROR(weight_format_from_flag(f->weights).status());
     if (f->host.empty()) return Status::invalid("--host must be an address, e.g. 127.0.0.1");
     return threads_from_flag(f->threads, "--threads").status();
   };
@@ -64,6 +66,7 @@ CLI::App* add_serve_command(CLI::App& root, CommandRunner* runner) {
     options.context = static_cast<size_t>(f->context);
     SC_ASSIGN_OR_RETURN(options.threads, threads_from_flag(f->threads, "--threads"));
     options.api_key = f->api_key;
+    SC_ASSIGN_OR_RETURN(options.weights, weight_format_from_flag(f->weights));
     options.max_queue = static_cast<size_t>(f->max_queue);
     if (const char* delay = std::getenv(kStepDelayEnvVar)) {
       options.step_delay = std::chrono::milliseconds(std::max(0L, std::strtol(delay, nullptr, 10)));

@@ -74,7 +74,7 @@ Result<std::unique_ptr<Engine>> Engine::create(const ModelConfig& config, const 
   e->pool_ = std::make_unique<ThreadPool>(std::max<size_t>(1, options.threads));
   SC_ASSIGN_OR_RETURN(e->cache_, KvCache::create(config, options.slots, e->context_));
   SC_ASSIGN_OR_RETURN(e->inference_, Inference::create(config, params, std::min(e->context_, kPrefillTokensPerForward),
-                                                       options.slots, *e->pool_));
+                                                       options.slots, *e->pool_, options.weights));
   e->sampler_ = std::make_unique<Sampler>(e->vocabulary_.size);
   e->slots_.resize(options.slots);
   e->scheduler_ = std::thread([engine = e.get()] { engine->run(); });

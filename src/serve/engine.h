@@ -47,6 +47,7 @@ struct EngineOptions {
   size_t context = 0;     // positions per slot; 0: the model's max_position_embeddings
   size_t max_queue = 64;  // requests waiting for a slot; one more is refused
   size_t threads = 1;     // of the model's forwards
+  WeightFormat weights = WeightFormat::kF32;  // the format decode multiplies in
   // A pause after every step: a test hook (SUPERCLUSTER_SERVE_STEP_DELAY_MS)
   // that keeps requests in their slots long enough for a test to see a full
   // queue or to disconnect mid-stream. Zero in real use.
