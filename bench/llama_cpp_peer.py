@@ -223,7 +223,7 @@ def bench(args: argparse.Namespace) -> int:
     print("| weights | threads | tokens/s (mean ± sd) | ms/token | file MiB | other processes' CPU |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        flag = "  (disturbed)" if r["other_processes_cpu_pct"] > 5 else ""
+        flag = " (disturbed)" if r["other_processes_cpu_pct"] > 5 else ""
         print(f"| {r['weights']} | {r['threads']} | {r['avg_ts']:.1f} ± {r['stddev_ts']:.1f} | "
               f"{1000.0 / r['avg_ts']:.2f} | {r['model_size'] / 2**20:.0f} | "
               f"{r['other_processes_cpu_pct']:.0f}%{flag} |")
