@@ -13,6 +13,7 @@
 #include "serve/chat_page.h"
 #include "serve/chat_template.h"
 #include "serve/engine.h"
+#include "serve/engine_model.h"
 #include "serve/http.h"
 #include "serve/loaded_model.h"
 #include "serve/openai_api.h"
@@ -63,7 +64,7 @@ class InFlight {
 struct ServerState {
   ServeOptions options;
   std::atomic<bool> ready{false}, draining{false};
-  std::unique_ptr<LoadedModel> model;
+  std::shared_ptr<const LoadedModel> model;
   ChatTemplate chat_template;
   std::unique_ptr<Engine> engine;
   std::string model_id;
@@ -270,16 +271,13 @@ Status load(ServerState& s) {
   s.model_id = checkpoint.parent_path().filename() == "checkpoints"
                    ? checkpoint.parent_path().parent_path().filename().string()
                    : checkpoint.filename().string();
-  const Tokenizer& tokenizer = s.model->tokenizer();
-  Vocabulary vocabulary{.size = tokenizer.vocab_size(),
-                        .end_of_document = tokenizer.end_of_document_id(),
-                        .piece_text = [&tokenizer](uint32_t id) { return tokenizer.piece_text(id); }};
-  auto engine = Engine::create(s.model->config(), s.model->params(), std::move(vocabulary),
-                               {.slots = s.options.slots,
-                                .context = s.options.context,
-                                .max_queue = s.options.max_queue,
-                                .threads = s.options.threads,
-                                .step_delay = s.options.step_delay});
+  auto engine =
+      Engine::create(s.model->config(), [&](const InferenceShape& shape) { return make_engine_model(s.model, shape); },
+                     {.slots = s.options.slots,
+                      .context = s.options.context,
+                      .max_queue = s.options.max_queue,
+                      .threads = s.options.threads,
+                      .step_delay = s.options.step_delay});
   if (!engine.ok()) return engine.status().with_context(s.model->checkpoint());
   s.engine = std::move(engine).value();
   return Status();
