@@ -92,6 +92,7 @@ TEST(InputNumbersCli, NonFiniteTrainFlagsAreRefusedBeforeAnythingIsWritten) {
       {"--bucket-mb inf", "--bucket-mb must be a number in [0.001, 100000] (got inf)"},
       {"--lr 1e999", "--lr must be a number in (0, 10] (got inf)"},
       {"--seed -1", "--seed must be an integer in [0, 18446744073709551615] (got -1)"},
+      {"--weights fp16", "--weights must be fp32, bf16 or int8 (got 'fp16')"},
   };
   for (const auto& [flags, expected] : cases) {
     SCOPED_TRACE(flags);

@@ -279,6 +279,30 @@ TEST_F(ServeCli, CompletionsMatchGenerateForTheSameSeedAndGreedily) {
   EXPECT_EQ(server.stop(), 0) << server.log();
 }
 
+// --weights bf16 / int8: the server decodes with the packed matrices, as
+// `generate --weights` does (the same text, greedily and for a seed).
+TEST_F(ServeCli, PackedWeightsServeWhatGenerateDecodes) {
+  for (const char* weights : {"bf16", "int8"}) {
+    ServerProcess server(fmt::format("--checkpoint {} --slots 2 --threads 1 --weights {}", run_dir(), weights),
+                         log(std::string("weights-") + weights));
+    ASSERT_TRUE(server.ready()) << server.log();
+    for (const auto& [temperature, seed] : {std::pair{0.0, 0}, {0.8, 5}}) {
+      const std::string text =
+          post_json(server, "/v1/completions", completion("Der", 12, seed, temperature))["choices"][0]["text"];
+      auto generated = testing::run_command(
+          fmt::format("({} generate --checkpoint {} --prompt Der --max-tokens 12 --seed {} --temperature {} "
+                      "--top-p 0.95 --threads 1 --weights {} 2>/dev/null)",
+                      SUPERCLUSTER_BINARY, run_dir(), seed, temperature, weights));
+      ASSERT_EQ(generated.exit_code, 0) << generated.output;
+      EXPECT_EQ(as_json("Der" + text + "\n"), as_json(generated.output)) << weights << " temperature " << temperature;
+    }
+    EXPECT_EQ(server.stop(), 0) << server.log();
+  }
+  auto bad = testing::run_command(fmt::format("{} serve --checkpoint {} --weights q4 2>&1", SUPERCLUSTER_BINARY, run_dir()));
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.output.find("--weights must be fp32, bf16 or int8 (got 'q4')"), std::string::npos) << bad.output;
+}
+
 TEST_F(ServeCli, ChatStopStringsAndMaxTokens) {
   ServerProcess server("--checkpoint " + run_dir() + " --slots 2 --threads 1", log("chat"));
   ASSERT_TRUE(server.ready()) << server.log();
@@ -591,7 +615,9 @@ size_t occurrences(const std::string& text, const std::string& part) {
 
 TEST_F(ServeFollowCli, SwitchesToEachCheckpointTheRunCommitsWhileItTrains) {
   copy_run("base", "training");
-  ServerProcess server(follow("training"), log("follow_training"), 0, kPollMs);
+  // In bf16: a switch builds the new model in the served format, as the
+  // first load did (the engine refuses a model in another).
+  ServerProcess server(follow("training") + " --weights bf16", log("follow_training"), 0, kPollMs);
   ASSERT_TRUE(server.ready()) << server.log();
   auto health = server.client().Get("/health");
   ASSERT_TRUE(health);
@@ -624,7 +650,7 @@ TEST_F(ServeFollowCli, SwitchesToEachCheckpointTheRunCommitsWhileItTrains) {
   const json greedy_at_20 = post_json(server, "/v1/completions", greedy)["choices"][0]["text"];
   const json sampled_at_20 = post_json(server, "/v1/completions", sampled)["choices"][0]["text"];
   EXPECT_NE(sampled_at_20, sampled_at_10) << "ten more steps of training change a sampled text";
-  ServerProcess direct("--threads 1 --checkpoint " + checkpoint("training", 20), log("follow_direct"));
+  ServerProcess direct("--threads 1 --weights bf16 --checkpoint " + checkpoint("training", 20), log("follow_direct"));
   ASSERT_TRUE(direct.ready()) << direct.log();
   EXPECT_EQ(post_json(direct, "/v1/completions", greedy)["choices"][0]["text"], greedy_at_20);
   EXPECT_EQ(post_json(direct, "/v1/completions", sampled)["choices"][0]["text"], sampled_at_20);

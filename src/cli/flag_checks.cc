@@ -32,4 +32,9 @@ Status check_integer_text(const CLI::Option& option, bool is_signed, const std::
   return Status();
 }
 
+Result<WeightFormat> weight_format_from_flag(const std::string& name) {
+  if (auto format = weight_format_from_name(name)) return *format;
+  return Status::invalid("--weights must be fp32, bf16 or int8 (got '{}')", name);
+}
+
 }  // namespace sc::cli

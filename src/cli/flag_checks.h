@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "core/status.h"
+#include "kernels/weight_format.h"
 
 namespace sc::cli {
 
@@ -24,5 +25,14 @@ Status check_integer_text(const CLI::Option& option, const std::string& expected
   static_assert(std::is_integral_v<T>);
   return check_integer_text(option, std::is_signed_v<T>, expected);
 }
+
+// What `--weights NAME` means (generate, serve): fp32, bf16 or int8, else an
+// error naming the flag and the choices.
+Result<WeightFormat> weight_format_from_flag(const std::string& name);
+
+// The help text of --weights, shared by the commands that take it.
+inline constexpr const char* kWeightsFlagHelp =
+    "Format the matrices are multiplied in: fp32 (as trained), bf16 or int8 (weight-only, a scale per 32 "
+    "weights); decode reads 4, 2 or 1.125 bytes per weight";
 
 }  // namespace sc::cli

@@ -30,7 +30,7 @@ std::optional<std::chrono::milliseconds> milliseconds_from_env(const char* name)
 
 CLI::App* add_serve_command(CLI::App& root, CommandRunner* runner) {
   struct Flags {
-    std::string checkpoint, host = "127.0.0.1", api_key;
+    std::string checkpoint, host = "127.0.0.1", api_key, weights = "fp32";
     int64_t port = 8080, slots = 4, context = 0, threads = 0, max_queue = 64;
     bool follow = false;
     CLI::Option *port_option, *slots_option, *context_option, *threads_option, *max_queue_option;
@@ -51,6 +51,7 @@ CLI::App* add_serve_command(CLI::App& root, CommandRunner* runner) {
   f->max_queue_option =
       sub->add_option("--max-queue", f->max_queue, "Requests waiting for a slot, 0 to 4096; more get 503")
           ->capture_default_str();
+  sub->add_option("--weights", f->weights, kWeightsFlagHelp)->capture_default_str();
   sub->add_flag("--follow", f->follow,
                 "Switch to each newer checkpoint the run commits while training, between requests");
   runner->check = [f]() -> Status {
@@ -69,6 +70,7 @@ CLI::App* add_serve_command(CLI::App& root, CommandRunner* runner) {
     if (f->max_queue < 0 || f->max_queue > 4096) {
       return Status::invalid("--max-queue must be an integer in [0, 4096] (got {})", f->max_queue);
     }
+    SC_RETURN_IF_ERROR(weight_format_from_flag(f->weights).status());
     if (f->host.empty()) return Status::invalid("--host must be an address, e.g. 127.0.0.1");
     if (f->follow && is_one_checkpoint(f->checkpoint)) {
       return Status::invalid("--follow watches a run for new checkpoints, and --checkpoint {} is one checkpoint: give "
@@ -86,6 +88,7 @@ CLI::App* add_serve_command(CLI::App& root, CommandRunner* runner) {
     options.context = static_cast<size_t>(f->context);
     SC_ASSIGN_OR_RETURN(options.threads, threads_from_flag(f->threads, "--threads"));
     options.api_key = f->api_key;
+    SC_ASSIGN_OR_RETURN(options.weights, weight_format_from_flag(f->weights));
     options.max_queue = static_cast<size_t>(f->max_queue);
     options.step_delay = milliseconds_from_env(kStepDelayEnvVar).value_or(options.step_delay);
     options.follow = f->follow;

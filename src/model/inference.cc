@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "kernels/elementwise.h"
-#include "kernels/matmul.h"
+#include "kernels/linear.h"
 #include "kernels/rope.h"
 #include "model/counts.h"
 
@@ -36,7 +36,8 @@ Result<KvCache> KvCache::create(const ModelConfig& config, size_t slots, size_t 
 }
 
 Result<std::unique_ptr<Inference>> Inference::create(const ModelConfig& config, const float* params,
-                                                     size_t max_tokens, size_t max_sequences, ThreadPool& pool) {
+                                                     size_t max_tokens, size_t max_sequences, ThreadPool& pool,
+                                                     WeightFormat weights) {
   SC_RETURN_IF_ERROR(config.validate());
   if (max_tokens == 0 || max_sequences == 0) return Status::invalid("inference needs room for at least one token");
   // With these, every buffer below is within 64 bits (the config bounds the rest).
@@ -49,6 +50,7 @@ Result<std::unique_ptr<Inference>> Inference::create(const ModelConfig& config, 
   const ModelConfig& c = m->config_;
   // ModelWeights' views are mutable for the gradient binding; inference only reads them.
   SC_ASSIGN_OR_RETURN(m->w_, bind_weights(c, parameter_layout(c), const_cast<float*>(params)));
+  SC_ASSIGN_OR_RETURN(m->packed_, PackedWeights::create(c, m->w_, weights, pool));
   SC_ASSIGN_OR_RETURN(m->act_, gated_activation_from_name(activation_name(c.hidden_act)));
   m->attention_shape_ = {0, 0, static_cast<size_t>(c.num_attention_heads), static_cast<size_t>(c.num_key_value_heads),
                     static_cast<size_t>(c.head_dim), static_cast<float>(c.attn_output_multiplier),
@@ -109,13 +111,17 @@ Status Inference::check(const KvCache& cache, std::span<const Sequence> sequence
 }
 
 Result<const float*> Inference::prefill(KvCache& cache, std::span<const Sequence> sequences) {
+  return run(cache, sequences, max_tokens_);
+}
+
+Result<const float*> Inference::run(KvCache& cache, std::span<const Sequence> sequences, size_t rows_per_forward) {
   SC_RETURN_IF_ERROR(check(cache, sequences));
   const size_t V = config_.vocab_size;
   // Pack the tokens, sequence after sequence, into forwards of up to
-  // max_tokens rows; a sequence that does not fit continues in the next one.
+  // rows_per_forward rows; a sequence that does not fit continues in the next one.
   rows_ = num_segments_ = num_last_ = 0;
   size_t first_logits = 0;  // sequence of the next forward's first logits row
-  auto run = [&]() -> Status {
+  auto run_forward = [&]() -> Status {
     SC_RETURN_IF_ERROR(forward(cache, logits_ + first_logits * V));
     first_logits += num_last_;
     rows_ = num_segments_ = num_last_ = 0;
@@ -123,8 +129,8 @@ Result<const float*> Inference::prefill(KvCache& cache, std::span<const Sequence
   };
   for (const Sequence& s : sequences) {
     for (size_t done = 0; done < s.tokens.size();) {
-      if (rows_ == max_tokens_) SC_RETURN_IF_ERROR(run());
-      const size_t take = std::min(s.tokens.size() - done, max_tokens_ - rows_);
+      if (rows_ == rows_per_forward) SC_RETURN_IF_ERROR(run_forward());
+      const size_t take = std::min(s.tokens.size() - done, rows_per_forward - rows_);
       segments_[num_segments_++] = {rows_, take, s.slot, s.position + done};
       for (size_t i = 0; i < take; ++i) {
         tokens_[rows_ + i] = s.tokens[done + i];
@@ -135,7 +141,7 @@ Result<const float*> Inference::prefill(KvCache& cache, std::span<const Sequence
       if (done == s.tokens.size()) last_rows_[num_last_++] = rows_ - 1;
     }
   }
-  if (rows_ > 0) SC_RETURN_IF_ERROR(run());
+  if (rows_ > 0) SC_RETURN_IF_ERROR(run_forward());
   return static_cast<const float*>(logits_);
 }
 
@@ -150,7 +156,7 @@ Result<const float*> Inference::decode(KvCache& cache, std::span<const uint32_t>
   }
   one_token_.clear();  // capacity max_sequences: no allocation
   for (size_t i = 0; i < tokens.size(); ++i) one_token_.push_back({tokens.subspan(i, 1), slots[i], positions[i]});
-  return prefill(cache, one_token_);
+  return run(cache, one_token_, std::min(max_tokens_, kRowwiseMaxRows));
 }
 
 Status Inference::forward(KvCache& cache, float* logits) {
@@ -173,10 +179,11 @@ Status Inference::forward(KvCache& cache, float* logits) {
   for (size_t l = 0; l < w_.layers.size(); ++l) {
     attention.k_cache = cache.keys(l);
     attention.v_cache = cache.values(l);
-    layer_forward(pool_, c, w_.layers[l], a_, a_.x_in, N, attention, moe_shape, act_, &moe_stats_);
+    layer_forward(pool_, c, w_.layers[l], packed_.matrices().layers[l], a_, a_.x_in, N, attention, moe_shape, act_,
+                  &moe_stats_);
   }
   for (size_t i = 0; i < num_last_; ++i) std::copy_n(a_.x_in + last_rows_[i] * H, H, last_x_ + i * H);
-  head_forward(pool_, c, w_, logits, final_normed_, final_rstd_, last_x_, num_last_);
+  head_forward(pool_, c, w_, packed_.matrices().output, logits, final_normed_, final_rstd_, last_x_, num_last_);
   scale_inplace(pool_, logits, static_cast<float>(c.output_multiplier_scale), num_last_ * V);
   return Status();
 }

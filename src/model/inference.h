@@ -17,6 +17,7 @@
 #include "model/config.h"
 #include "model/layer.h"
 #include "model/model.h"
+#include "model/packed_weights.h"
 
 namespace sc {
 
@@ -54,10 +55,15 @@ class Inference {
   // max_sequences logits rows, allocated once. params is a parameter buffer
   // in parameter_layout(config), not owned and only read (a loaded
   // checkpoint, or a trainer's live weights); it must outlive this object.
+  // `weights`: the format the matrices are multiplied in; bf16 and int8 are
+  // packed from params once, here (model/packed_weights.h).
   static Result<std::unique_ptr<Inference>> create(const ModelConfig& config, const float* params,
-                                                   size_t max_tokens, size_t max_sequences, ThreadPool& pool);
+                                                   size_t max_tokens, size_t max_sequences, ThreadPool& pool,
+                                                   WeightFormat weights = WeightFormat::kF32);
 
   const ModelConfig& config() const { return config_; }
+  WeightFormat weight_format() const { return packed_.format(); }
+  size_t matrix_bytes() const { return packed_.matrix_bytes(); }
   size_t max_tokens() const { return max_tokens_; }
   size_t max_sequences() const { return max_sequences_; }
 
@@ -78,9 +84,11 @@ class Inference {
   // call.
   Result<const float*> prefill(KvCache& cache, std::span<const Sequence> sequences);
 
-  // One token per sequence in one forward: tokens[i] at positions[i] of
-  // slots[i] (slots differ; positions before it in the cache). Returns logits
-  // [tokens.size(), V] after the output multiplier; valid until the next call.
+  // One token per sequence: tokens[i] at positions[i] of slots[i] (slots
+  // differ; positions before it in the cache), in forwards of at most
+  // kRowwiseMaxRows rows (kernels/linear.h), so a sequence's logits are the
+  // same bits whatever else is in the batch. Returns logits [tokens.size(),
+  // V] after the output multiplier; valid until the next call.
   Result<const float*> decode(KvCache& cache, std::span<const uint32_t> tokens, std::span<const size_t> slots,
                               std::span<const size_t> positions);
 
@@ -88,6 +96,8 @@ class Inference {
   Inference(const ModelConfig& config, size_t max_tokens, size_t max_sequences, ThreadPool& pool)
       : config_(config), max_tokens_(max_tokens), max_sequences_(max_sequences), pool_(pool) {}
   Status check(const KvCache& cache, std::span<const Sequence> sequences) const;
+  // prefill's packing of sequences into forwards of up to rows_per_forward rows.
+  Result<const float*> run(KvCache& cache, std::span<const Sequence> sequences, size_t rows_per_forward);
   // One forward over the rows_ tokens in segments_[0, num_segments_); the
   // logits of rows last_rows_[0, num_last_) go to logits [num_last_, V].
   Status forward(KvCache& cache, float* logits);
@@ -96,6 +106,7 @@ class Inference {
   size_t max_tokens_, max_sequences_;
   ThreadPool& pool_;
   ModelWeights w_;
+  PackedWeights packed_;
   GatedActivation act_ = GatedActivation::kGeluTanh;
   AttentionShape attention_shape_;  // heads, multiplier, soft-cap; B and T come from the cache
   Arena arena_;

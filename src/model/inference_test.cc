@@ -9,8 +9,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <vector>
+
+#include "kernels/linear.h"
 
 namespace sc {
 namespace {
@@ -77,13 +80,25 @@ struct Reference {
   std::unique_ptr<Model> model;
   std::vector<uint32_t> tokens;
 
-  explicit Reference(const ModelConfig& c) : config(c) {
+  PackedWeights packed;
+
+  // weights: the format of the matrices the forward multiplies by (packed
+  // from the fp32 parameters, as inference packs them).
+  explicit Reference(const ModelConfig& c, WeightFormat weights = WeightFormat::kF32) : config(c) {
     ModelConfig training = c;
     training.capacity_factor = 0.0;  // the reference drops nothing either
     auto created = Model::create(training, B, T, pool);
     EXPECT_TRUE(created.ok()) << created.status().message();
     model = std::move(*created);
     fill_weights(model->layout(), model->params(), 7);
+    if (weights != WeightFormat::kF32) {
+      auto bound = bind_weights(c, model->layout(), model->params());
+      EXPECT_TRUE(bound.ok());
+      auto made = PackedWeights::create(c, *bound, weights, pool);
+      EXPECT_TRUE(made.ok()) << made.status().message();
+      packed = std::move(*made);
+      model->set_forward_matrices(&packed.matrices());
+    }
     tokens.resize(B * T);
     for (size_t b = 0; b < B; ++b) {
       for (size_t t = 0; t < T; ++t) tokens[b * T + t] = token_at(b, t, c.vocab_size);
@@ -109,11 +124,11 @@ struct Reference {
 // prefilled in one call; then decoded together one token per step, each at
 // its own position, until each reaches T (the batch shrinks as they finish).
 // Every logits row is compared with the training forward at that position.
-double prefill_then_decode_worst(Kind kind, size_t max_tokens) {
-  Reference ref(make_config(kind, kind == Kind::kMoeGrok ? 1.0 : 0.0));
+double prefill_then_decode_worst(Kind kind, size_t max_tokens, WeightFormat weights = WeightFormat::kF32) {
+  Reference ref(make_config(kind, kind == Kind::kMoeGrok ? 1.0 : 0.0), weights);
   const ModelConfig& c = ref.config;
   const size_t V = c.vocab_size;
-  auto inference = Inference::create(c, ref.model->params(), max_tokens, Reference::B, ref.pool);
+  auto inference = Inference::create(c, ref.model->params(), max_tokens, Reference::B, ref.pool, weights);
   EXPECT_TRUE(inference.ok()) << inference.status().message();
   auto cache = KvCache::create(c, 4, 24);
   EXPECT_TRUE(cache.ok()) << cache.status().message();
@@ -175,6 +190,69 @@ TEST(Inference, BatchedRaggedDecodeMatchesTrainingForward) {
                   kind_name(kind), max_tokens, worst, kTolerance);
       EXPECT_LE(worst, kTolerance) << kind_name(kind) << " max_tokens " << max_tokens;
     }
+  }
+}
+
+// bf16 and int8: the inference path multiplies by the packed matrices
+// everywhere (attention, dense and expert FFNs, the tied or untied head), as
+// the training forward does when given the same packed matrices; and those
+// differ from fp32 (else the test would not show packing happened).
+TEST(Inference, PackedWeightsDecodeAsTheTrainingForwardWithTheSameMatrices) {
+  for (WeightFormat weights : {WeightFormat::kBf16, WeightFormat::kInt8}) {
+    for (Kind kind : {Kind::kDenseGrok, Kind::kMoeGrok, Kind::kMoeLlama}) {
+      const double worst = prefill_then_decode_worst(kind, 32, weights);
+      std::printf("  %s, %s weights: prefill + batched decode vs training forward on the same matrices, worst "
+                  "difference %.2e (tolerance %.0e)\n",
+                  kind_name(kind), weight_format_name(weights), worst, kTolerance);
+      EXPECT_LE(worst, kTolerance) << kind_name(kind) << " " << weight_format_name(weights);
+
+      Reference fp32(make_config(kind)), packed(make_config(kind), weights);
+      double packing = 0;
+      for (size_t t = 0; t < Reference::T; ++t) {
+        const float* row = packed.model->logits() + t * packed.config.vocab_size;
+        std::vector<float> scaled(row, row + packed.config.vocab_size);
+        for (float& v : scaled) v *= static_cast<float>(packed.config.output_multiplier_scale);
+        packing = std::max(packing, fp32.difference(scaled.data(), 0, t));
+      }
+      std::printf("    (%s logits vs fp32 logits: worst difference %.2e)\n", weight_format_name(weights), packing);
+      EXPECT_GT(packing, 10 * kTolerance) << "packing changed nothing: " << weight_format_name(weights);
+    }
+  }
+}
+
+// A decoded token's logits are the same bits alone and in a batch larger
+// than one forward's rows (kRowwiseMaxRows): the server's promise that a
+// request's text never depends on the others in the batch.
+TEST(Inference, ADecodedRowIsTheSameBitsAloneAndInAnyBatch) {
+  const size_t slots = kRowwiseMaxRows + 9, watched = 20;
+  for (WeightFormat weights : {WeightFormat::kF32, WeightFormat::kBf16, WeightFormat::kInt8}) {
+    Reference ref(make_config(Kind::kMoeGrok));
+    const ModelConfig& c = ref.config;
+    const size_t V = c.vocab_size;
+    auto inference = Inference::create(c, ref.model->params(), 64, slots, ref.pool, weights);
+    ASSERT_TRUE(inference.ok()) << inference.status().message();
+    auto batch_cache = KvCache::create(c, slots, 24), alone_cache = KvCache::create(c, slots, 24);
+    ASSERT_TRUE(batch_cache.ok() && alone_cache.ok());
+    std::vector<std::vector<uint32_t>> prompts(slots);
+    std::vector<Inference::Sequence> sequences;
+    std::vector<uint32_t> next;
+    std::vector<size_t> slot_ids, positions;
+    for (size_t s = 0; s < slots; ++s) {
+      for (size_t t = 0; t < 1 + s % 3; ++t) prompts[s].push_back(token_at(s, t, c.vocab_size));
+      sequences.push_back({prompts[s], s, 0});
+      next.push_back(token_at(s, prompts[s].size(), c.vocab_size));
+      slot_ids.push_back(s);
+      positions.push_back(prompts[s].size());
+    }
+    ASSERT_TRUE((*inference)->prefill(*batch_cache, sequences).ok());
+    ASSERT_TRUE((*inference)->prefill(*alone_cache, sequences).ok());
+    auto batch = (*inference)->decode(*batch_cache, next, slot_ids, positions);
+    ASSERT_TRUE(batch.ok()) << batch.status().message();
+    const std::vector<float> batch_row(*batch + watched * V, *batch + (watched + 1) * V);
+    auto alone = (*inference)->decode(*alone_cache, {&next[watched], 1}, {&slot_ids[watched], 1},
+                                      {&positions[watched], 1});
+    ASSERT_TRUE(alone.ok()) << alone.status().message();
+    EXPECT_EQ(std::memcmp(batch_row.data(), *alone, V * sizeof(float)), 0) << weight_format_name(weights);
   }
 }
 

@@ -4,7 +4,7 @@
 
 #include "kernels/elementwise.h"
 #include "kernels/embedding.h"
-#include "kernels/matmul.h"
+#include "kernels/linear.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "model/model.h"
@@ -45,18 +45,18 @@ Status embed_forward(ThreadPool& pool, const ModelConfig& c, const ModelWeights&
                            static_cast<float>(c.embedding_multiplier_scale));
 }
 
-void layer_forward(ThreadPool& pool, const ModelConfig& c, const LayerWeights& w, const LayerActivations& a,
-                   float* x_out, size_t N, const LayerAttention& at, const MoeShape& moe_shape,
-                   GatedActivation act, MoeStats* moe_stats) {
+void layer_forward(ThreadPool& pool, const ModelConfig& c, const LayerWeights& w, const LayerMatrices& m,
+                   const LayerActivations& a, float* x_out, size_t N, const LayerAttention& at,
+                   const MoeShape& moe_shape, GatedActivation act, MoeStats* moe_stats) {
   const size_t H = c.hidden_size, F = c.intermediate_size;
   const size_t Hq = c.num_attention_heads, Hkv = c.num_key_value_heads, D = c.head_dim;
   const size_t QD = Hq * D, KD = Hkv * D;
   const float eps = static_cast<float>(c.rms_norm_eps);
   // Attention block.
   rmsnorm_forward(pool, a.attn_normed, a.attn_rstd, a.x_in, w.attn_norm, N, H, eps);
-  matmul_forward(pool, a.q, a.attn_normed, w.wq, N, QD, H, false);
-  matmul_forward(pool, a.k, a.attn_normed, w.wk, N, KD, H, false);
-  matmul_forward(pool, a.v, a.attn_normed, w.wv, N, KD, H, false);
+  linear_forward(pool, a.q, a.attn_normed, m.wq, N, QD, H, false);
+  linear_forward(pool, a.k, a.attn_normed, m.wk, N, KD, H, false);
+  linear_forward(pool, a.v, a.attn_normed, m.wv, N, KD, H, false);
   if (at.k_cache == nullptr) {
     rope_forward(pool, a.q, at.rope_cos, at.rope_sin, N, at.shape.T, Hq, D);
     rope_forward(pool, a.k, at.rope_cos, at.rope_sin, N, at.shape.T, Hkv, D);
@@ -69,39 +69,39 @@ void layer_forward(ThreadPool& pool, const ModelConfig& c, const LayerWeights& w
                              at.num_segments, at.scratch);
   }
   if (c.sandwich_norm) {
-    matmul_forward(pool, a.o, a.attn_out, w.wo, N, H, QD, false);
+    linear_forward(pool, a.o, a.attn_out, m.wo, N, H, QD, false);
     rmsnorm_forward(pool, a.h_mid, a.o_rstd, a.o, w.attn_out_norm, N, H, eps);
     add_inplace(pool, a.h_mid, a.x_in, N * H);
   } else {
     copy(pool, a.h_mid, a.x_in, N * H);
-    matmul_forward(pool, a.h_mid, a.attn_out, w.wo, N, H, QD, true);
+    linear_forward(pool, a.h_mid, a.attn_out, m.wo, N, H, QD, true);
   }
   // Feed-forward block.
   rmsnorm_forward(pool, a.ffn_normed, a.ffn_rstd, a.h_mid, w.ffn_norm, N, H, eps);
   if (w.is_moe) {
-    moe_forward(pool, moe_shape, w.moe, a.ffn_normed, a.y, a.moe, moe_stats);
+    moe_forward(pool, moe_shape, w.moe, m.experts, a.ffn_normed, a.y, a.moe, moe_stats);
   } else {
-    matmul_forward(pool, a.gate, a.ffn_normed, w.w_gate, N, F, H, false);
-    matmul_forward(pool, a.up, a.ffn_normed, w.w_up, N, F, H, false);
+    linear_forward(pool, a.gate, a.ffn_normed, m.w_gate, N, F, H, false);
+    linear_forward(pool, a.up, a.ffn_normed, m.w_up, N, F, H, false);
     gated_activation_forward(pool, a.act, a.gate, a.up, N * F, act);
   }
   if (c.sandwich_norm) {
-    if (!w.is_moe) matmul_forward(pool, a.y, a.act, w.w_down, N, H, F, false);
+    if (!w.is_moe) linear_forward(pool, a.y, a.act, m.w_down, N, H, F, false);
     rmsnorm_forward(pool, x_out, a.y_rstd, a.y, w.ffn_out_norm, N, H, eps);
     add_inplace(pool, x_out, a.h_mid, N * H);
   } else if (w.is_moe) {
     add(pool, x_out, a.h_mid, a.y, N * H);
   } else {
     copy(pool, x_out, a.h_mid, N * H);
-    matmul_forward(pool, x_out, a.act, w.w_down, N, H, F, true);
+    linear_forward(pool, x_out, a.act, m.w_down, N, H, F, true);
   }
 }
 
-void head_forward(ThreadPool& pool, const ModelConfig& c, const ModelWeights& w, float* logits, float* normed,
-                  float* rstd, const float* x, size_t N) {
+void head_forward(ThreadPool& pool, const ModelConfig& c, const ModelWeights& w, const WeightMatrix& output,
+                  float* logits, float* normed, float* rstd, const float* x, size_t N) {
   const size_t H = c.hidden_size, V = c.vocab_size;
   rmsnorm_forward(pool, normed, rstd, x, w.final_norm, N, H, static_cast<float>(c.rms_norm_eps));
-  matmul_forward(pool, logits, normed, w.output, N, V, H, false);
+  linear_forward(pool, logits, normed, output, N, V, H, false);
 }
 
 }  // namespace sc

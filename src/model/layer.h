@@ -17,12 +17,29 @@
 #include "kernels/activation.h"
 #include "kernels/attention.h"
 #include "model/config.h"
+#include "kernels/weight_format.h"
 #include "model/moe.h"
 
 namespace sc {
 
 struct ModelWeights;
 struct LayerWeights;
+
+// The matrices a layer multiplies by, in the format they are stored in:
+// training's are fp32 views of its parameters (fp32_matrices in
+// model/model.h); inference may pack them to bf16 or int8
+// (model/packed_weights.h). Norm weights, the router and the embedding table
+// are always read from the fp32 parameters in LayerWeights / ModelWeights.
+struct LayerMatrices {
+  WeightMatrix wq, wk, wv, wo;
+  WeightMatrix w_gate, w_up, w_down;  // dense layers
+  ExpertMatrices experts;             // MoE layers
+};
+
+struct ModelMatrices {
+  std::vector<LayerMatrices> layers;
+  WeightMatrix output;  // the output projection [V, H] (a copy of the embedding's values when tied)
+};
 
 // One layer's activations over N rows: training keeps one set per layer for
 // the backward, inference reuses one set for every layer. o, o_rstd, y_rstd
@@ -75,16 +92,16 @@ Status embed_forward(ThreadPool& pool, const ModelConfig& c, const ModelWeights&
 
 // One layer over N rows: from a.x_in, writes x_out [N, H] and every
 // activation of `a` (x_out may be a.x_in: x_in is not read once h_mid is
-// formed). moe_shape.N must be N; moe_stats receives the router figures of a
-// MoE layer.
-void layer_forward(ThreadPool& pool, const ModelConfig& c, const LayerWeights& w, const LayerActivations& a,
-                   float* x_out, size_t N, const LayerAttention& attention, const MoeShape& moe_shape,
-                   GatedActivation act, MoeStats* moe_stats);
+// formed). Norms and router from w, the matrices from m. moe_shape.N must be
+// N; moe_stats receives the router figures of a MoE layer.
+void layer_forward(ThreadPool& pool, const ModelConfig& c, const LayerWeights& w, const LayerMatrices& m,
+                   const LayerActivations& a, float* x_out, size_t N, const LayerAttention& attention,
+                   const MoeShape& moe_shape, GatedActivation act, MoeStats* moe_stats);
 
 // Final norm and output projection of N rows x [N, H]: raw logits [N, V],
 // before the output multiplier (training applies it inside the loss,
 // inference with scale_inplace). normed [N, H], rstd [N].
-void head_forward(ThreadPool& pool, const ModelConfig& c, const ModelWeights& w, float* logits, float* normed,
-                  float* rstd, const float* x, size_t N);
+void head_forward(ThreadPool& pool, const ModelConfig& c, const ModelWeights& w, const WeightMatrix& output,
+                  float* logits, float* normed, float* rstd, const float* x, size_t N);
 
 }  // namespace sc

@@ -68,6 +68,26 @@ Result<ModelWeights> bind_weights(const ModelConfig& config, const std::vector<T
   return w;
 }
 
+ModelMatrices fp32_matrices(const ModelWeights& w) {
+  ModelMatrices m;
+  m.output = WeightMatrix::f32(w.output);
+  for (const LayerWeights& lw : w.layers) {
+    LayerMatrices& l = m.layers.emplace_back();
+    l.wq = WeightMatrix::f32(lw.wq);
+    l.wk = WeightMatrix::f32(lw.wk);
+    l.wv = WeightMatrix::f32(lw.wv);
+    l.wo = WeightMatrix::f32(lw.wo);
+    if (lw.is_moe) {
+      l.experts = fp32_expert_matrices(lw.moe);
+    } else {
+      l.w_gate = WeightMatrix::f32(lw.w_gate);
+      l.w_up = WeightMatrix::f32(lw.w_up);
+      l.w_down = WeightMatrix::f32(lw.w_down);
+    }
+  }
+  return m;
+}
+
 Result<std::unique_ptr<Model>> Model::create(const ModelConfig& config, int64_t batch, int64_t seq_len,
                                              ThreadPool& pool, size_t buffer_multiple) {
   SC_RETURN_IF_ERROR(config.validate());
@@ -110,6 +130,7 @@ Status Model::allocate(size_t buffer_multiple) {
   }
   SC_ASSIGN_OR_RETURN(w_, bind_weights(c, layout_, params_));
   SC_ASSIGN_OR_RETURN(g_, bind_weights(c, layout_, grads_));
+  matrices_ = fp32_matrices(w_);
   SC_ASSIGN_OR_RETURN(act_, gated_activation_from_name(activation_name(c.hidden_act)));
   attn_shape_ = {static_cast<size_t>(B_), static_cast<size_t>(T_), static_cast<size_t>(c.num_attention_heads),
                  static_cast<size_t>(c.num_key_value_heads), static_cast<size_t>(c.head_dim),
@@ -192,16 +213,17 @@ Result<CrossEntropySums> Model::forward(const uint32_t* tokens, const uint32_t* 
   SC_RETURN_IF_ERROR(embed_forward(pool_, c, w_, acts_[0].x_in, tokens, N));
   const LayerAttention attention{.shape = attn_shape_, .rope_cos = rope_cos_, .rope_sin = rope_sin_,
                                  .scratch = attn_scratch_};
+  const ModelMatrices& matrices = forward_matrices_ ? *forward_matrices_ : matrices_;
   size_t moe_index = 0;
   for (size_t l = 0; l < acts_.size(); ++l) {
     SC_RETURN_IF_ERROR(need(layer_end_[l]));
     const LayerWeights& w = w_.layers[l];
     float* x_out = (l + 1 < acts_.size()) ? acts_[l + 1].x_in : x_final_;
-    layer_forward(pool_, c, w, acts_[l], x_out, N, attention, moe_shape_, act_,
+    layer_forward(pool_, c, w, matrices.layers[l], acts_[l], x_out, N, attention, moe_shape_, act_,
                   w.is_moe ? &moe_stats_[moe_index++] : nullptr);
   }
   SC_RETURN_IF_ERROR(need(buffer_floats_));
-  head_forward(pool_, c, w_, logits_, final_normed_, final_rstd_, x_final_, N);
+  head_forward(pool_, c, w_, matrices.output, logits_, final_normed_, final_rstd_, x_final_, N);
   SC_ASSIGN_OR_RETURN(CrossEntropySums sums,
                       cross_entropy_forward(pool_, logits_, targets, N, V, static_cast<float>(c.output_multiplier_scale),
                                             row_loss_, row_lse_));

@@ -48,6 +48,9 @@ struct ModelWeights {
 
 Result<ModelWeights> bind_weights(const ModelConfig& config, const std::vector<TensorSpec>& layout, float* base);
 
+// The matrices of w as fp32 views (what training multiplies by).
+ModelMatrices fp32_matrices(const ModelWeights& w);
+
 class Model {
  public:
   // Allocates parameters, gradients and activations for micro-batches of
@@ -88,6 +91,12 @@ class Model {
   // data-parallel reducer starts communicating them while the rest runs).
   using GradsFinalHook = std::function<void(size_t offset)>;
   void backward(float dloss, const GradsFinalHook& grads_final = {});
+  // Evaluation with other matrices than the parameters' own (packed bf16 or
+  // int8, to measure what packing costs in loss): the following forwards
+  // multiply by `matrices` (not owned; null: the parameters again). Norms,
+  // router and embedding still come from params(). Not for training: the
+  // backward would not match.
+  void set_forward_matrices(const ModelMatrices* matrices) { forward_matrices_ = matrices; }
   // Raw logits [batch·seq_len, V] of the last forward (before the output multiplier).
   const float* logits() const { return logits_; }
 
@@ -118,6 +127,8 @@ class Model {
   float* params_ = nullptr;
   float* grads_ = nullptr;
   ModelWeights w_, g_;
+  ModelMatrices matrices_;  // fp32 views of w_
+  const ModelMatrices* forward_matrices_ = nullptr;  // null: matrices_
   GatedActivation act_ = GatedActivation::kGeluTanh;
   AttentionShape attn_shape_;
 

@@ -4,14 +4,25 @@
 #include <cmath>
 
 #include "kernels/elementwise.h"
+#include "kernels/linear.h"
 #include "kernels/matmul.h"
 
 namespace sc {
 
-void moe_forward(ThreadPool& pool, const MoeShape& s, const MoeWeights& w, const float* x, float* out,
-                 const MoeActivations& a, MoeStats* stats) {
+ExpertMatrices fp32_expert_matrices(const MoeWeights& w) {
+  ExpertMatrices m;
+  for (size_t e = 0; e < w.w1.size(); ++e) {
+    m.w1.push_back(WeightMatrix::f32(w.w1[e]));
+    m.w3.push_back(WeightMatrix::f32(w.w3[e]));
+    m.w2.push_back(WeightMatrix::f32(w.w2[e]));
+  }
+  return m;
+}
+
+void moe_forward(ThreadPool& pool, const MoeShape& s, const MoeWeights& w, const ExpertMatrices& experts,
+                 const float* x, float* out, const MoeActivations& a, MoeStats* stats) {
   const size_t N = s.N, H = s.H, F = s.F, E = s.E, k = s.k;
-  matmul_forward(pool, a.router_logits, x, w.router, N, E, H, false);
+  linear_forward(pool, a.router_logits, x, WeightMatrix::f32(w.router), N, E, H, false);
 
   // Softmax over experts and top-k per token (ties to the lower index).
   pool.parallel_for(N, [&](size_t begin, size_t end, size_t) {
@@ -81,10 +92,10 @@ void moe_forward(ThreadPool& pool, const MoeShape& s, const MoeWeights& w, const
   for (size_t e = 0; e < E; ++e) {
     const size_t off = static_cast<size_t>(a.offsets[e]), count = static_cast<size_t>(a.offsets[e + 1]) - off;
     if (count == 0) continue;
-    matmul_forward(pool, a.gate + off * F, a.x_sorted + off * H, w.w1[e], count, F, H, false);
-    matmul_forward(pool, a.up + off * F, a.x_sorted + off * H, w.w3[e], count, F, H, false);
+    linear_forward(pool, a.gate + off * F, a.x_sorted + off * H, experts.w1[e], count, F, H, false);
+    linear_forward(pool, a.up + off * F, a.x_sorted + off * H, experts.w3[e], count, F, H, false);
     gated_activation_forward(pool, a.act + off * F, a.gate + off * F, a.up + off * F, count * F, s.act);
-    matmul_forward(pool, a.y_sorted + off * H, a.act + off * F, w.w2[e], count, H, F, false);
+    linear_forward(pool, a.y_sorted + off * H, a.act + off * F, experts.w2[e], count, H, F, false);
   }
 
   // Combine in slot order.

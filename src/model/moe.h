@@ -10,6 +10,7 @@
 
 #include "core/thread_pool.h"
 #include "kernels/activation.h"
+#include "kernels/weight_format.h"
 
 namespace sc {
 
@@ -64,9 +65,18 @@ struct MoeStats {
   double z_loss = 0;            // mean (logsumexp r)²
 };
 
-// out [N, H] (overwritten) from x [N, H].
-void moe_forward(ThreadPool& pool, const MoeShape& shape, const MoeWeights& w, const float* x, float* out,
-                 const MoeActivations& a, MoeStats* stats);
+// The experts' matrices as the forward multiplies by them: fp32 views of
+// MoeWeights in training, packed copies (bf16, int8) in inference. The
+// router always stays fp32: quantizing it would move tokens between experts.
+struct ExpertMatrices {
+  std::vector<WeightMatrix> w1, w3, w2;
+};
+ExpertMatrices fp32_expert_matrices(const MoeWeights& w);
+
+// out [N, H] (overwritten) from x [N, H]; the router from w, the experts
+// from `experts`.
+void moe_forward(ThreadPool& pool, const MoeShape& shape, const MoeWeights& w, const ExpertMatrices& experts,
+                 const float* x, float* out, const MoeActivations& a, MoeStats* stats);
 
 // From dout [N, H]: dx [N, H] += ∂L/∂x, and every weight gradient +=.
 // aux_scale and z_scale are the weights of this layer's aux and z losses in

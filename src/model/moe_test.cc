@@ -37,7 +37,7 @@ TEST(Moe, CapacityDropsLaterAssignmentsInTokenOrder) {
   MoeBuffers buffers(s);
   std::vector<float> out(8, 99.0f);
   MoeStats stats;
-  moe_forward(pool, s, w, x.data(), out.data(), buffers.view(), &stats);
+  moe_forward(pool, s, w, fp32_expert_matrices(w), x.data(), out.data(), buffers.view(), &stats);
   EXPECT_EQ(stats.routed, (std::vector<int64_t>{4, 0}));
   EXPECT_EQ(stats.dropped, 2);
   EXPECT_EQ(buffers.rows[2], -1);
@@ -52,7 +52,7 @@ TEST(Moe, CapacityDropsLaterAssignmentsInTokenOrder) {
 
   // Dropless: nothing dropped, every token gets an output.
   s.capacity_factor = 0;
-  moe_forward(pool, s, w, x.data(), out.data(), buffers.view(), &stats);
+  moe_forward(pool, s, w, fp32_expert_matrices(w), x.data(), out.data(), buffers.view(), &stats);
   EXPECT_EQ(stats.dropped, 0);
   for (int n = 0; n < 4; ++n) EXPECT_NE(out[n * 2], 0.0f) << "token " << n;
 }
@@ -89,7 +89,7 @@ TEST(Moe, GradientWithCapacityMatchesFiniteDifferences) {
   std::vector<float> out(s.N * s.H);
   MoeStats stats;
   auto loss = [&]() {
-    moe_forward(pool, s, w, x.data(), out.data(), buffers.view(), &stats);
+    moe_forward(pool, s, w, fp32_expert_matrices(w), x.data(), out.data(), buffers.view(), &stats);
     double l = aux_coef * stats.aux_loss + z_coef * stats.z_loss;
     for (size_t i = 0; i < out.size(); ++i) l += static_cast<double>(out[i]) * R[i];
     return l;

@@ -99,7 +99,8 @@ Result<std::unique_ptr<Engine>> Engine::create(const ModelConfig& config, const 
 InferenceShape Engine::inference_shape() const {
   return {.max_tokens = std::min(context_, kPrefillTokensPerForward),
           .max_sequences = options_.slots,
-          .pool = pool_.get()};
+          .pool = pool_.get(),
+          .weights = options_.weights};
 }
 
 Status Engine::check_model(const EngineModel& model) const {
@@ -113,6 +114,10 @@ Status Engine::check_model(const EngineModel& model) const {
     return Status::invalid("engine: an Inference for {} tokens and {} sequences; the engine needs {} and {}",
                            model.inference->max_tokens(), model.inference->max_sequences(), shape.max_tokens,
                            shape.max_sequences);
+  }
+  if (model.inference->weight_format() != shape.weights) {
+    return Status::invalid("engine: an Inference in {} weights; the engine's are {}",
+                           weight_format_name(model.inference->weight_format()), weight_format_name(shape.weights));
   }
   const Vocabulary& vocabulary = model.vocabulary;
   if (vocabulary.size == 0 || vocabulary.size > static_cast<size_t>(config_.vocab_size) || !vocabulary.piece_text) {

@@ -47,12 +47,14 @@ struct Vocabulary {
   std::function<std::string(uint32_t)> piece_text;
 };
 
-// How an engine's Inference is sized and where it runs: what whoever builds
-// an EngineModel for that engine must build it with.
+// How an engine's Inference is sized, where it runs and the format of its
+// matrices: what whoever builds an EngineModel for that engine must build it
+// with.
 struct InferenceShape {
   size_t max_tokens = 0;     // token rows per forward (a prefill chunk)
   size_t max_sequences = 0;  // logits rows per forward: the engine's slots
   ThreadPool* pool = nullptr;
+  WeightFormat weights = WeightFormat::kF32;  // EngineOptions::weights
 };
 
 // What the engine decodes with: an Inference and the vocabulary of its
@@ -75,6 +77,7 @@ struct EngineOptions {
   size_t context = 0;     // positions per slot; 0: the model's max_position_embeddings
   size_t max_queue = 64;  // requests waiting for a slot; one more is refused
   size_t threads = 1;     // of the model's forwards
+  WeightFormat weights = WeightFormat::kF32;  // the format decode multiplies in
   // A pause after every step: a test hook (SUPERCLUSTER_SERVE_STEP_DELAY_MS)
   // that keeps requests in their slots long enough for a test to see a full
   // queue or to disconnect mid-stream. Zero in real use.

@@ -9,8 +9,8 @@ namespace sc {
 
 Result<std::unique_ptr<EngineModel>> make_engine_model(std::shared_ptr<const LoadedModel> model,
                                                        const InferenceShape& shape) {
-  auto inference =
-      Inference::create(model->config(), model->params(), shape.max_tokens, shape.max_sequences, *shape.pool);
+  auto inference = Inference::create(model->config(), model->params(), shape.max_tokens, shape.max_sequences,
+                                     *shape.pool, shape.weights);
   if (!inference.ok()) return inference.status().with_context(model->checkpoint());
   const Tokenizer& tokenizer = model->tokenizer();
   auto built = std::make_unique<EngineModel>();

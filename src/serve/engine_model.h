@@ -1,7 +1,7 @@
 // How a loaded checkpoint becomes what the engine decodes with, and when one
 // may replace another in a running engine. The server's first load and every
 // `--follow` switch build it here, and only here, so that both serve a
-// checkpoint the same way (today: its fp32 weights, read in place).
+// checkpoint the same way (its weights in the format of `--weights`).
 #pragma once
 
 #include <memory>

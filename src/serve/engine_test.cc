@@ -70,7 +70,8 @@ Engine::ModelMaker model_of(const ModelConfig& config, const float* params, Voca
   return [=](const InferenceShape& shape) -> Result<std::unique_ptr<EngineModel>> {
     auto model = std::make_unique<EngineModel>();
     SC_ASSIGN_OR_RETURN(model->inference,
-                        Inference::create(config, params, shape.max_tokens, shape.max_sequences, *shape.pool));
+                        Inference::create(config, params, shape.max_tokens, shape.max_sequences, *shape.pool,
+                                          shape.weights));
     model->vocabulary = vocabulary;
     return model;
   };
@@ -283,7 +284,7 @@ TEST(Engine, ASwitchWaitsForTheRequestsInSlotsAndTheQueuedOnesRunOnTheNewModel) 
   EXPECT_FALSE(stats.switch_pending);
 }
 
-TEST(Engine, ASwitchToAnotherShapeOrASecondPendingOneIsRefused) {
+TEST(Engine, ASwitchToAnotherShapeOrFormatOrASecondPendingOneIsRefused) {
   auto engine = make_engine(1, 4, /*start=*/false);
   const TinyModel wider(7, 32);
   auto other_shape = model_of(wider.config, wider.params.data())(engine->inference_shape());
@@ -291,6 +292,17 @@ TEST(Engine, ASwitchToAnotherShapeOrASecondPendingOneIsRefused) {
   const Status refused = engine->switch_model(std::move(other_shape).value());
   EXPECT_FALSE(refused.ok());
   EXPECT_NE(refused.message().find("intermediate_size"), std::string::npos) << refused.message();
+
+  // The same model in other weights than the engine's (--weights).
+  auto other_format = Inference::create(tiny().config, tiny().params.data(), engine->inference_shape().max_tokens,
+                                        engine->inference_shape().max_sequences, *engine->inference_shape().pool,
+                                        WeightFormat::kBf16);
+  ASSERT_TRUE(other_format.ok()) << other_format.status().message();
+  auto bf16 = std::make_unique<EngineModel>(
+      EngineModel{.inference = std::move(other_format).value(), .vocabulary = letters()});
+  const Status wrong_format = engine->switch_model(std::move(bf16));
+  EXPECT_FALSE(wrong_format.ok());
+  EXPECT_NE(wrong_format.message().find("bf16"), std::string::npos) << wrong_format.message();
 
   // Not started: the first switch stays pending, and a second is refused.
   const auto retrained_model = model_of(retrained().config, retrained().params.data());

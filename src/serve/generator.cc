@@ -6,7 +6,8 @@
 
 namespace sc {
 
-Result<std::unique_ptr<Generator>> Generator::load(const std::string& checkpoint_path, size_t threads) {
+Result<std::unique_ptr<Generator>> Generator::load(const std::string& checkpoint_path, size_t threads,
+                                                   WeightFormat weights) {
   std::unique_ptr<Generator> g(new Generator());
   SC_ASSIGN_OR_RETURN(g->model_, LoadedModel::load(checkpoint_path));
   const std::string& dir = g->model_->checkpoint();
@@ -22,7 +23,8 @@ Result<std::unique_ptr<Generator>> Generator::load(const std::string& checkpoint
   auto cache = KvCache::create(c, 1, context);
   if (!cache.ok()) return cache.status().with_context(dir);
   g->cache_ = std::move(cache).value();
-  auto inference = Inference::create(c, g->model_->params(), std::min(context, kPrefillTokensPerForward), 1, *g->pool_);
+  auto inference = Inference::create(c, g->model_->params(), std::min(context, kPrefillTokensPerForward), 1, *g->pool_,
+                                     weights);
   if (!inference.ok()) return inference.status().with_context(dir);
   g->inference_ = std::move(inference).value();
   g->sampler_ = std::make_unique<Sampler>(g->model_->tokenizer().vocab_size());

@@ -25,7 +25,9 @@ class Generator {
  public:
   // `checkpoint_path`: one checkpoint, a run's checkpoints/ or a run
   // directory (run/checkpoint_store.h's resolve_checkpoint).
-  static Result<std::unique_ptr<Generator>> load(const std::string& checkpoint_path, size_t threads);
+  // `weights`: the format of the matrices (model/packed_weights.h).
+  static Result<std::unique_ptr<Generator>> load(const std::string& checkpoint_path, size_t threads,
+                                                 WeightFormat weights = WeightFormat::kF32);
 
   const ModelConfig& config() const { return model_->config(); }
   const Tokenizer& tokenizer() const { return model_->tokenizer(); }

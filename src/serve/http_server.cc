@@ -315,6 +315,7 @@ Status load(ServerState& s) {
                       .context = s.options.context,
                       .max_queue = s.options.max_queue,
                       .threads = s.options.threads,
+                      .weights = s.options.weights,
                       .step_delay = s.options.step_delay});
   if (!engine.ok()) return engine.status().with_context(model->checkpoint());
   s.engine = std::move(engine).value();

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "model/packed_weights.h"  // WeightFormat
 #include "serve/checkpoint_follower.h"
 
 namespace sc {
@@ -22,6 +23,7 @@ struct ServeOptions {
   size_t slots = 4;
   size_t context = 0;  // 0: the model's max_position_embeddings
   size_t threads = 1;
+  WeightFormat weights = WeightFormat::kF32;  // of the matrices (model/packed_weights.h)
   std::string api_key;  // empty: no key needed
   size_t max_queue = 64;
   std::chrono::milliseconds step_delay{0};  // test hook, see EngineOptions
