@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <regex>
@@ -29,13 +31,18 @@ using nlohmann::json;
 // the process on destruction unless stop() already ended it.
 class ServerProcess {
  public:
-  ServerProcess(const std::string& args, const std::string& log_path, int step_delay_ms = 0) : log_path_(log_path) {
+  // The test hooks' milliseconds (docs/serving.md): a pause after each
+  // engine step, and --follow's time between looks for a new checkpoint.
+  ServerProcess(const std::string& args, const std::string& log_path, int step_delay_ms = 0, int follow_poll_ms = 0)
+      : log_path_(log_path) {
     ::signal(SIGPIPE, SIG_IGN);  // a test that hangs up on the server must not die writing to it
     // Everything the child needs is made before fork(): after it, only
     // async-signal-safe calls.
     const std::string command =
         (step_delay_ms > 0 ? "SUPERCLUSTER_SERVE_STEP_DELAY_MS=" + std::to_string(step_delay_ms) + " "
                            : std::string()) +
+        (follow_poll_ms > 0 ? "SUPERCLUSTER_SERVE_FOLLOW_POLL_MS=" + std::to_string(follow_poll_ms) + " "
+                            : std::string()) +
         "exec " + SUPERCLUSTER_BINARY + " serve --port 0 " + args;
     pid_ = ::fork();
     if (pid_ == 0) {
@@ -533,6 +540,202 @@ TEST_F(ServeCli, AMissingCheckpointIsAClearErrorAndBadFlagsAreRefused) {
   for (const char* flags : {"--slots 0", "--port 70000", "--max-queue -1", "--ctx x", "--threads 999"}) {
     auto refused = testing::run_supercluster(std::string("serve --checkpoint x ") + flags);
     EXPECT_NE(refused.exit_code, 0) << flags;
+  }
+}
+
+// --follow: a server on a run that goes on training. The base run stops at
+// step 10 of a 20-step schedule; `more` is the same run resumed to step 20
+// (checkpoints 15 and 20, bit-identical to what the base would commit), and
+// `wide` a model of another shape on the same data.
+class ServeFollowCli : public TrainCli {
+ protected:
+  static void SetUpTestSuite() {
+    TrainCli::SetUpTestSuite();
+    train("base", "--steps 20 --stop-at-step 10");
+    copy_run("base", "more");
+    auto resumed = testing::run_supercluster("train --resume --out " + dir_->file("more"));
+    ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+    std::string wide = kTinyConfig;
+    const std::string ffn = "\"intermediate_size\": 64";
+    wide.replace(wide.find(ffn), ffn.size(), "\"intermediate_size\": 96");
+    testing::write_text(dir_->file("wide.json"), wide);
+    auto trained =
+        testing::run_supercluster(fmt::format("train --config {} --data {} --out {} --steps 1", dir_->file("wide.json"),
+                                              dir_->file("data"), dir_->file("wide")));
+    ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  }
+  static void copy_run(const std::string& from, const std::string& to) {
+    std::filesystem::copy(dir_->file(from), dir_->file(to), std::filesystem::copy_options::recursive);
+  }
+  static std::string checkpoint(const std::string& run, int64_t step) {
+    return fmt::format("{}/checkpoints/step_{:08d}", dir_->file(run), step);
+  }
+  // Puts a copy of `from` into `run`'s checkpoints/ as step `step` the way
+  // training commits one: complete under a hidden name, then one rename.
+  // `damage` may spoil the copy first.
+  static void commit_copy(const std::string& from, const std::string& run, int64_t step,
+                          const std::function<void(const std::string& dir)>& damage = {}) {
+    const std::string hidden = fmt::format("{}/checkpoints/.step_{:08d}.tmp", dir_->file(run), step);
+    std::filesystem::copy(from, hidden, std::filesystem::copy_options::recursive);
+    if (damage) damage(hidden);
+    std::filesystem::rename(hidden, checkpoint(run, step));
+  }
+  // The flags of a server following `run`.
+  static std::string follow(const std::string& run) { return "--follow --threads 1 --checkpoint " + dir_->file(run); }
+  static std::string log(const std::string& name) { return dir_->file(name + ".log"); }
+};
+
+// The server's environment for these tests: a look for new checkpoints every
+// 20 ms rather than every second.
+constexpr int kPollMs = 20;
+
+// Polls /health until `wanted` holds of its body; false if it never does
+// within a bounded number of tries.
+bool await_health(const ServerProcess& server, const std::function<bool(const json&)>& wanted) {
+  for (int tries = 0; tries < 6000; ++tries) {
+    auto res = server.client().Get("/health");
+    if (res && res->status == 200 && wanted(json::parse(res->body, nullptr, false))) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+bool await_log(const ServerProcess& server, const std::string& text) {
+  for (int tries = 0; tries < 6000 && server.log().find(text) == std::string::npos; ++tries) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return server.log().find(text) != std::string::npos;
+}
+
+size_t occurrences(const std::string& text, const std::string& part) {
+  size_t n = 0;
+  for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
+  return n;
+}
+
+TEST_F(ServeFollowCli, SwitchesToEachCheckpointTheRunCommitsWhileItTrains) {
+  copy_run("base", "training");
+  // In bf16: a switch builds the new model in the served format, as the
+  // first load did (the engine refuses a model in another).
+  ServerProcess server(follow("training") + " --weights bf16", log("follow_training"), 0, kPollMs);
+  ASSERT_TRUE(server.ready()) << server.log();
+  auto health = server.client().Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(json::parse(health->body)["step"], 10);
+  EXPECT_EQ(json::parse(health->body)["follow"], true);
+  const json greedy = completion("Der", 16, 0, 0.0);
+  json sampled = completion("La volpe", 24, 7, 1.0);
+  sampled["ignore_eos"] = true;
+  const json sampled_at_10 = post_json(server, "/v1/completions", sampled)["choices"][0]["text"];
+
+  // Training goes on in the served run: checkpoints 15 and 20 are committed
+  // (and, keeping three, step 5 removed) while the server runs.
+  auto resumed = testing::run_supercluster("train --resume --out " + dir_->file("training"));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  ASSERT_TRUE(await_health(server, [](const json& h) { return h["step"] == 20; })) << server.log();
+  health = server.client().Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(json::parse(health->body)["checkpoint"], checkpoint("training", 20));
+  EXPECT_FALSE(json::parse(health->body).contains("switching_to_step")) << health->body;
+  auto models = server.client().Get("/v1/models");
+  ASSERT_TRUE(models);
+  EXPECT_EQ(json::parse(models->body)["data"][0]["step"], 20);
+  EXPECT_EQ(json::parse(models->body)["data"][0]["checkpoint"], checkpoint("training", 20));
+  EXPECT_EQ(metric(server, "supercluster_checkpoint_step"), 20);
+  EXPECT_GE(metric(server, "supercluster_checkpoint_switches_total"), 1) << "to 20, maybe by way of 15";
+  EXPECT_NE(server.log().find("serving step 20 from " + checkpoint("training", 20) + ", was step "), std::string::npos)
+      << server.log();
+
+  // The weights switched: the answers are those of a server started on step 20.
+  const json greedy_at_20 = post_json(server, "/v1/completions", greedy)["choices"][0]["text"];
+  const json sampled_at_20 = post_json(server, "/v1/completions", sampled)["choices"][0]["text"];
+  EXPECT_NE(sampled_at_20, sampled_at_10) << "ten more steps of training change a sampled text";
+  ServerProcess direct("--threads 1 --weights bf16 --checkpoint " + checkpoint("training", 20), log("follow_direct"));
+  ASSERT_TRUE(direct.ready()) << direct.log();
+  EXPECT_EQ(post_json(direct, "/v1/completions", greedy)["choices"][0]["text"], greedy_at_20);
+  EXPECT_EQ(post_json(direct, "/v1/completions", sampled)["choices"][0]["text"], sampled_at_20);
+  EXPECT_EQ(direct.stop(), 0) << direct.log();
+  EXPECT_EQ(server.stop(), 0) << server.log();
+}
+
+TEST_F(ServeFollowCli, ARequestInFlightFinishesOnTheOldModelAndTheSwitchComesAfterIt) {
+  copy_run("base", "in_flight");
+  // 40 ms a step: a request of 50 tokens is in its slot for two seconds,
+  // while the follower (20 ms a look) finds and loads the new checkpoint.
+  ServerProcess server(follow("in_flight") + " --slots 2", log("follow_in_flight"), 40, kPollMs);
+  ASSERT_TRUE(server.ready()) << server.log();
+  json request = completion("Der", 50, 3, 1.0);
+  request["ignore_eos"] = true;
+  const std::string at_10 = post_json(server, "/v1/completions", request)["choices"][0]["text"];
+
+  json last;
+  std::string in_flight;
+  std::thread streaming([&] { in_flight = streamed_text(server, "/v1/completions", request, &last); });
+  ASSERT_TRUE(await_metric(server, "supercluster_active_slots", 1));
+  commit_copy(checkpoint("more", 20), "in_flight", 20);
+  // Loaded, and waiting for the request generating: a free slot takes no new
+  // request meanwhile, so one sent now waits and runs on step 20.
+  ASSERT_TRUE(await_health(server, [](const json& h) { return h.value("switching_to_step", 0) == 20; }))
+      << server.log();
+  std::string queued;
+  std::thread waiting([&] { queued = post_json(server, "/v1/completions", request)["choices"][0]["text"]; });
+  streaming.join();
+  waiting.join();
+  EXPECT_EQ(in_flight, at_10) << "every token of the request in flight came from step 10";
+  EXPECT_EQ(last["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(last["usage"]["completion_tokens"], 50);
+  ASSERT_TRUE(await_health(server, [](const json& h) { return h["step"] == 20; })) << server.log();
+  EXPECT_NE(queued, at_10) << "the request that waited ran on step 20";
+  EXPECT_EQ(post_json(server, "/v1/completions", request)["choices"][0]["text"], queued);
+  EXPECT_EQ(metric(server, "supercluster_checkpoint_switches_total"), 1);
+  const std::string output = server.log();
+  EXPECT_LT(output.find("loaded step 20"), output.find("serving step 20")) << output;
+  EXPECT_EQ(server.stop(), 0) << server.log();
+}
+
+TEST_F(ServeFollowCli, ABadNewerCheckpointIsNamedOnceAndTheServedOneStays) {
+  copy_run("base", "bad");
+  ServerProcess server(follow("bad"), log("follow_bad"), 0, kPollMs);
+  ASSERT_TRUE(server.ready()) << server.log();
+  const json request = completion("Der", 12, 5, 1.0);
+  const std::string at_10 = post_json(server, "/v1/completions", request)["choices"][0]["text"];
+
+  // Committed, but its weights cut short after the manifest was written.
+  commit_copy(checkpoint("more", 20), "bad", 20,
+              [](const std::string& dir) { std::filesystem::resize_file(dir + "/model.safetensors", 1000); });
+  ASSERT_TRUE(await_log(server, "not switching to " + checkpoint("bad", 20))) << server.log();
+  // A model of another shape.
+  commit_copy(checkpoint("wide", 1), "bad", 30);
+  ASSERT_TRUE(await_log(server, "not switching to " + checkpoint("bad", 30))) << server.log();
+  auto health = server.client().Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  EXPECT_EQ(json::parse(health->body)["step"], 10);
+  EXPECT_EQ(post_json(server, "/v1/completions", request)["choices"][0]["text"], at_10);
+
+  // A good one newer than the served step is still taken, the bad ones
+  // (newer still) are not tried again.
+  commit_copy(checkpoint("more", 15), "bad", 15);
+  ASSERT_TRUE(await_health(server, [](const json& h) { return h["step"] == 15; })) << server.log();
+  const std::string output = server.log();
+  const std::string bad_weights = "not switching to " + checkpoint("bad", 20) + ": ";
+  EXPECT_EQ(occurrences(output, bad_weights), 1u) << output;
+  EXPECT_NE(output.find(checkpoint("bad", 20) + "/model.safetensors: 1000 bytes, manifest says"), std::string::npos)
+      << output;
+  EXPECT_EQ(occurrences(output, "not switching to " + checkpoint("bad", 30) + ": "), 1u) << output;
+  EXPECT_NE(output.find("differs from the served model's in intermediate_size"), std::string::npos) << output;
+  EXPECT_EQ(metric(server, "supercluster_checkpoint_switches_total"), 1);
+  EXPECT_EQ(server.stop(), 0) << server.log();
+}
+
+TEST_F(ServeFollowCli, FollowingOneCheckpointIsRefusedBeforeAnythingLoads) {
+  // By its name, even when it does not exist: the flag check runs first.
+  for (const std::string& path : {checkpoint("base", 10), dir_->file("nowhere/checkpoints/step_00000010/")}) {
+    auto r = testing::run_supercluster("serve --port 0 --follow --checkpoint " + path);
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_NE(r.output.find("--follow watches a run for new checkpoints"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(path), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find("listening on"), std::string::npos) << r.output;
   }
 }
 

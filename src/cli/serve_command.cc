@@ -1,10 +1,12 @@
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/flag_checks.h"
 #include "core/thread_pool.h"
+#include "run/checkpoint_store.h"
 #include "serve/http_server.h"
 
 namespace sc::cli {
@@ -13,11 +15,24 @@ namespace sc::cli {
 // step, so a test can hold a slot busy. Read from the environment rather than
 // a flag: nobody should set it by accident from the command line.
 constexpr const char* kStepDelayEnvVar = "SUPERCLUSTER_SERVE_STEP_DELAY_MS";
+// Test hook: milliseconds between --follow's looks for a new checkpoint
+// (kFollowPollInterval otherwise), so a test sees a switch soon.
+constexpr const char* kFollowPollEnvVar = "SUPERCLUSTER_SERVE_FOLLOW_POLL_MS";
+
+namespace {
+// A test hook's milliseconds; nullopt when the variable is unset.
+std::optional<std::chrono::milliseconds> milliseconds_from_env(const char* name) {
+  const char* value = std::getenv(name);
+  if (!value) return std::nullopt;
+  return std::chrono::milliseconds(std::max(0L, std::strtol(value, nullptr, 10)));
+}
+}  // namespace
 
 CLI::App* add_serve_command(CLI::App& root, CommandRunner* runner) {
   struct Flags {
     std::string checkpoint, host = "127.0.0.1", api_key, weights = "fp32";
     int64_t port = 8080, slots = 4, context = 0, threads = 0, max_queue = 64;
+    bool follow = false;
     CLI::Option *port_option, *slots_option, *context_option, *threads_option, *max_queue_option;
   };
   auto f = std::make_shared<Flags>();
@@ -37,6 +52,8 @@ CLI::App* add_serve_command(CLI::App& root, CommandRunner* runner) {
       sub->add_option("--max-queue", f->max_queue, "Requests waiting for a slot, 0 to 4096; more get 503")
           ->capture_default_str();
   sub->add_option("--weights", f->weights, kWeightsFlagHelp)->capture_default_str();
+  sub->add_flag("--follow", f->follow,
+                "Switch to each newer checkpoint the run commits while training, between requests");
   runner->check = [f]() -> Status {
     SC_RETURN_IF_ERROR(check_integer_text<int64_t>(*f->port_option, "an integer in [0, 65535]"));
     SC_RETURN_IF_ERROR(check_integer_text<int64_t>(*f->slots_option, "an integer in [1, 256]"));
@@ -55,6 +72,11 @@ CLI::App* add_serve_command(CLI::App& root, CommandRunner* runner) {
     }
     SC_RETURN_IF_ERROR(weight_format_from_flag(f->weights).status());
     if (f->host.empty()) return Status::invalid("--host must be an address, e.g. 127.0.0.1");
+    if (f->follow && is_one_checkpoint(f->checkpoint)) {
+      return Status::invalid("--follow watches a run for new checkpoints, and --checkpoint {} is one checkpoint: give "
+                             "its run directory (or the run's checkpoints/)",
+                             f->checkpoint);
+    }
     return threads_from_flag(f->threads, "--threads").status();
   };
   runner->run = [f]() -> Status {
@@ -68,9 +90,9 @@ CLI::App* add_serve_command(CLI::App& root, CommandRunner* runner) {
     options.api_key = f->api_key;
     SC_ASSIGN_OR_RETURN(options.weights, weight_format_from_flag(f->weights));
     options.max_queue = static_cast<size_t>(f->max_queue);
-    if (const char* delay = std::getenv(kStepDelayEnvVar)) {
-      options.step_delay = std::chrono::milliseconds(std::max(0L, std::strtol(delay, nullptr, 10)));
-    }
+    options.step_delay = milliseconds_from_env(kStepDelayEnvVar).value_or(options.step_delay);
+    options.follow = f->follow;
+    options.follow_poll_interval = milliseconds_from_env(kFollowPollEnvVar).value_or(options.follow_poll_interval);
     return serve(options);
   };
   return sub;

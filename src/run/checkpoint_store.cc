@@ -114,6 +114,19 @@ void remove_all_but_newest(const std::string& checkpoints_dir, int keep_last, in
   }
 }
 
+// What makes a directory one checkpoint rather than a run or checkpoints/.
+bool holds_checkpoint_files(const std::string& dir) {
+  std::error_code ec;
+  return fs::exists(fs::path(dir) / checkpoint_file::kManifest, ec) ||
+         fs::exists(fs::path(dir) / checkpoint_file::kModel, ec);
+}
+
+std::string last_component(const std::string& path) {
+  fs::path normal = fs::path(path).lexically_normal();
+  if (normal.filename().empty()) normal = normal.parent_path();  // "step_00000010/"
+  return normal.filename().string();
+}
+
 Status check_manifest_version(const JsonReader& manifest) {
   auto version = manifest.integer("format_version", 0);
   if (!version.ok()) return Status::corruption("{}", version.status().message());
@@ -208,15 +221,17 @@ Result<CheckpointInfo> find_latest_valid_checkpoint(const std::string& checkpoin
   return Status::not_found("{}: no valid checkpoint", checkpoints_dir);
 }
 
+std::vector<int64_t> committed_checkpoint_steps(const std::string& checkpoints_dir) {
+  std::error_code ec;
+  return committed_steps(checkpoints_dir, ec);
+}
+
 Result<CheckpointInfo> resolve_checkpoint(const std::string& path) {
   std::error_code ec;
   if (!fs::is_directory(path, ec)) return Status::not_found("{}: checkpoint directory does not exist", path);
-  if (fs::exists(fs::path(path) / checkpoint_file::kManifest, ec) ||
-      fs::exists(fs::path(path) / checkpoint_file::kModel, ec)) {
+  if (holds_checkpoint_files(path)) {
     SC_RETURN_IF_ERROR(verify_checkpoint(path));
-    fs::path normal = fs::path(path).lexically_normal();
-    if (normal.filename().empty()) normal = normal.parent_path();  // "step_00000010/"
-    auto step = parse_step_name(normal.filename().string());
+    auto step = parse_step_name(last_component(path));
     return CheckpointInfo{path, step.ok() ? *step : 0};
   }
   const RunPaths run(path);
@@ -226,6 +241,10 @@ Result<CheckpointInfo> resolve_checkpoint(const std::string& path) {
   for (const auto& why : skipped) log_warn("skipping checkpoint: {}", why);
   if (!found.ok()) return Status::not_found("{}: holds no valid checkpoint", path);
   return found;
+}
+
+bool is_one_checkpoint(const std::string& path) {
+  return parse_step_name(last_component(path)).ok() || holds_checkpoint_files(path);
 }
 
 }  // namespace sc

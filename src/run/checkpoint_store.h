@@ -53,9 +53,20 @@ Status verify_checkpoint(const std::string& dir);
 Result<CheckpointInfo> find_latest_valid_checkpoint(const std::string& checkpoints_dir,
                                                     std::vector<std::string>* skipped);
 
-// What `generate` accepts (and `serve` will): one checkpoint directory, a run's
+// The steps of the committed checkpoints (step_NNNNNNNN directories) in
+// `checkpoints_dir`, newest first, without verifying any: a cheap look for
+// whether a newer one exists (`serve --follow` polls with it). Empty when
+// there are none or the directory cannot be read.
+std::vector<int64_t> committed_checkpoint_steps(const std::string& checkpoints_dir);
+
+// What `generate` and `serve` accept: one checkpoint directory, a run's
 // checkpoints/ directory, or a run directory; the newest valid checkpoint it
 // holds, verified. Skipped checkpoints are logged as warnings.
 Result<CheckpointInfo> resolve_checkpoint(const std::string& path);
+
+// Whether `path` names one checkpoint rather than a run or its checkpoints/:
+// a directory named step_NNNNNNNN, or one that resolve_checkpoint takes as a
+// checkpoint itself (it holds a manifest or weights). Only looks.
+bool is_one_checkpoint(const std::string& path);
 
 }  // namespace sc

@@ -1,6 +1,7 @@
 #include "serve/engine.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace sc {
 
@@ -57,7 +58,22 @@ GenerationStream::Update GenerationStream::wait() {
   return update;
 }
 
-Result<std::unique_ptr<Engine>> Engine::create(const ModelConfig& config, const float* params, Vocabulary vocabulary,
+std::vector<std::string> model_differences(const ModelConfig& a, const ModelConfig& b) {
+  nlohmann::json ja = a.to_json(), jb = b.to_json();
+  // Defaults of `train`'s flags: a resumed run may change them, the model stays.
+  ja.erase("training");
+  jb.erase("training");
+  std::vector<std::string> fields;
+  for (const auto& [field, value] : ja.items()) {
+    if (!jb.contains(field) || jb[field] != value) fields.push_back(field);
+  }
+  for (const auto& [field, value] : jb.items()) {
+    if (!ja.contains(field)) fields.push_back(field);
+  }
+  return fields;
+}
+
+Result<std::unique_ptr<Engine>> Engine::create(const ModelConfig& config, const ModelMaker& make_model,
                                                const EngineOptions& options, bool start) {
   const size_t model_context = static_cast<size_t>(config.max_position_embeddings);
   if (options.slots == 0) return Status::invalid("engine: 0 slots; at least 1");
@@ -65,21 +81,67 @@ Result<std::unique_ptr<Engine>> Engine::create(const ModelConfig& config, const 
     return Status::invalid("engine: a context of {} positions; the model has {} (max_position_embeddings)",
                            options.context, model_context);
   }
-  if (vocabulary.size == 0 || vocabulary.size > static_cast<size_t>(config.vocab_size) || !vocabulary.piece_text) {
-    return Status::invalid("engine: a vocabulary of {} ids for a model of {}", vocabulary.size, config.vocab_size);
-  }
-  std::unique_ptr<Engine> e(new Engine(options, std::move(vocabulary)));
+  std::unique_ptr<Engine> e(new Engine(config, options));
   e->context_ = options.context == 0 ? model_context : options.context;
   if (e->context_ < 2) return Status::invalid("engine: a context of {} positions; at least 2", e->context_);
   e->pool_ = std::make_unique<ThreadPool>(std::max<size_t>(1, options.threads));
   SC_ASSIGN_OR_RETURN(e->cache_, KvCache::create(config, options.slots, e->context_));
-  SC_ASSIGN_OR_RETURN(e->inference_, Inference::create(config, params, std::min(e->context_, kPrefillTokensPerForward),
-                                                       options.slots, *e->pool_, options.weights));
-  e->sampler_ = std::make_unique<Sampler>(e->vocabulary_.size);
+  SC_ASSIGN_OR_RETURN(e->model_, make_model(e->inference_shape()));
+  SC_RETURN_IF_ERROR(e->check_model(*e->model_));
+  e->sampler_vocabulary_ = e->model_->vocabulary.size;
+  e->sampler_ = std::make_unique<Sampler>(e->sampler_vocabulary_);
   e->slots_.resize(options.slots);
   e->scheduler_ = std::thread([engine = e.get()] { engine->run(); });
   if (start) e->start();
   return e;
+}
+
+InferenceShape Engine::inference_shape() const {
+  return {.max_tokens = std::min(context_, kPrefillTokensPerForward),
+          .max_sequences = options_.slots,
+          .pool = pool_.get(),
+          .weights = options_.weights};
+}
+
+Status Engine::check_model(const EngineModel& model) const {
+  if (!model.inference) return Status::invalid("engine: a model without an Inference");
+  const std::vector<std::string> differences = model_differences(model.inference->config(), config_);
+  if (!differences.empty()) {
+    return Status::invalid("engine: a model that differs from the engine's in {}", fmt::join(differences, ", "));
+  }
+  const InferenceShape shape = inference_shape();
+  if (model.inference->max_tokens() != shape.max_tokens || model.inference->max_sequences() != shape.max_sequences) {
+    return Status::invalid("engine: an Inference for {} tokens and {} sequences; the engine needs {} and {}",
+                           model.inference->max_tokens(), model.inference->max_sequences(), shape.max_tokens,
+                           shape.max_sequences);
+  }
+  if (model.inference->weight_format() != shape.weights) {
+    return Status::invalid("engine: an Inference in {} weights; the engine's are {}",
+                           weight_format_name(model.inference->weight_format()), weight_format_name(shape.weights));
+  }
+  const Vocabulary& vocabulary = model.vocabulary;
+  if (vocabulary.size == 0 || vocabulary.size > static_cast<size_t>(config_.vocab_size) || !vocabulary.piece_text) {
+    return Status::invalid("engine: a vocabulary of {} ids for a model of {}", vocabulary.size, config_.vocab_size);
+  }
+  // The sampler is sized for the first model's vocabulary.
+  if (sampler_ && vocabulary.size != sampler_vocabulary_) {
+    return Status::invalid("engine: a vocabulary of {} ids; the engine's has {}", vocabulary.size, sampler_vocabulary_);
+  }
+  return Status();
+}
+
+Status Engine::switch_model(std::unique_ptr<EngineModel> next, std::function<void()> on_switched) {
+  if (!next) return Status::invalid("engine: no model to switch to");
+  SC_RETURN_IF_ERROR(check_model(*next));
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return Status::invalid("engine: shutting down; not switching models");
+    if (next_model_) return Status::invalid("engine: a model switch is pending already");
+    next_model_ = std::move(next);
+    on_switched_ = std::move(on_switched);
+  }
+  wake_.notify_all();
+  return Status();
 }
 
 Engine::~Engine() {
@@ -131,6 +193,7 @@ Engine::Stats Engine::stats() const {
   s.tokens_per_second = static_cast<double>(recent_tokens) / static_cast<double>(kRateWindow.count());
   s.queue_length = queue_.size();
   s.active_slots = active_;
+  s.switch_pending = next_model_ != nullptr;
   return s;
 }
 
@@ -157,8 +220,9 @@ void Engine::release(size_t s, FinishReason reason, const std::string& error) {
 void Engine::take_token(size_t s, const float* logits) {
   Slot& slot = slots_[s];
   const SamplingOptions& options = slot.request.sampling;
+  const Vocabulary& vocabulary = model_->vocabulary;
   const uint32_t token = sampler_->sample(logits, options, slot.generated);
-  if (options.stop_at_end_of_document && token == vocabulary_.end_of_document) {
+  if (options.stop_at_end_of_document && token == vocabulary.end_of_document) {
     release(s, FinishReason::kStop);
     return;
   }
@@ -174,7 +238,7 @@ void Engine::take_token(size_t s, const float* logits) {
     ++totals_.generated_tokens;
     (first ? totals_.time_to_first_token : totals_.time_per_token).add(seconds);
   }
-  slot.stream->push(slot.stop.add(vocabulary_.piece_text(token)), true);
+  slot.stream->push(slot.stop.add(vocabulary.piece_text(token)), true);
   if (slot.stop.stopped()) {
     release(s, FinishReason::kStop);
     return;
@@ -194,11 +258,20 @@ void Engine::run() {
   uint64_t generated_before_step = 0;
   while (true) {
     admitted.clear();
+    std::unique_ptr<EngineModel> previous_model;
+    std::function<void()> on_switched;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return started_ && (stopping_ || !queue_.empty() || active_ > 0); });
+      wake_.wait(lock, [&] { return started_ && (stopping_ || !queue_.empty() || active_ > 0 || next_model_); });
       if (stopping_ && queue_.empty() && active_ == 0) return;
-      for (size_t s = 0; s < slots_.size() && !queue_.empty(); ++s) {
+      // A pending model is switched to once no slot holds a request; until
+      // then nothing is admitted (every slot shares the forward's weights).
+      if (next_model_ && active_ == 0) {
+        previous_model = std::exchange(model_, std::move(next_model_));
+        on_switched = std::move(on_switched_);
+        ++totals_.model_switches;
+      }
+      for (size_t s = 0; s < slots_.size() && !queue_.empty() && !next_model_; ++s) {
         if (slots_[s].stream) continue;
         Queued next = std::move(queue_.front());
         queue_.pop_front();
@@ -211,6 +284,8 @@ void Engine::run() {
       ++totals_.steps;
       generated_before_step = totals_.generated_tokens;
     }
+    if (on_switched) on_switched();
+    previous_model.reset();  // its weights may go now: nothing reads them
     // A request whose consumer left gives its slot back before any work.
     for (size_t s = 0; s < slots_.size(); ++s) {
       if (slots_[s].stream && slots_[s].stream->cancelled()) release(s, FinishReason::kCancelled);
@@ -226,7 +301,7 @@ void Engine::run() {
         continue;
       }
       const Inference::Sequence prompt{.tokens = slot.request.prompt, .slot = s, .position = 0};
-      auto logits = inference_->prefill(cache_, {&prompt, 1});
+      auto logits = model_->inference->prefill(cache_, {&prompt, 1});
       if (!logits.ok()) {
         release(s, FinishReason::kError, logits.status().message());
         continue;
@@ -246,8 +321,8 @@ void Engine::run() {
       decode_positions.push_back(slots_[s].position);
     }
     if (!decode_slots.empty()) {
-      auto logits = inference_->decode(cache_, decode_tokens, decode_slots, decode_positions);
-      const size_t V = static_cast<size_t>(inference_->config().vocab_size);
+      auto logits = model_->inference->decode(cache_, decode_tokens, decode_slots, decode_positions);
+      const size_t V = static_cast<size_t>(config_.vocab_size);
       for (size_t i = 0; i < decode_slots.size(); ++i) {
         if (!logits.ok()) {
           release(decode_slots[i], FinishReason::kError, logits.status().message());

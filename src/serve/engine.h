@@ -9,6 +9,11 @@
 // seed, never on what else is in the batch: each row of a batched decode is
 // the same computation as decoding it alone, and sampling draws from a
 // counter-based generator keyed by the request's seed and the token's index.
+//
+// The model can be replaced while the engine runs (`serve --follow`), but
+// only between requests: every slot decodes in the same forward over the
+// same weights, so the engine stops admitting, lets the slots empty, and
+// switches before it admits again (switch_model).
 #pragma once
 
 #include <atomic>
@@ -41,6 +46,31 @@ struct Vocabulary {
   uint32_t end_of_document = 0;
   std::function<std::string(uint32_t)> piece_text;
 };
+
+// How an engine's Inference is sized, where it runs and the format of its
+// matrices: what whoever builds an EngineModel for that engine must build it
+// with.
+struct InferenceShape {
+  size_t max_tokens = 0;     // token rows per forward (a prefill chunk)
+  size_t max_sequences = 0;  // logits rows per forward: the engine's slots
+  ThreadPool* pool = nullptr;
+  WeightFormat weights = WeightFormat::kF32;  // EngineOptions::weights
+};
+
+// What the engine decodes with: an Inference and the vocabulary of its
+// tokens. Both may point into memory they do not own (a loaded checkpoint's
+// weights and tokenizer): `owner` keeps that alive for as long as the engine
+// uses the model, and is released when the engine switches away from it.
+struct EngineModel {
+  std::shared_ptr<const void> owner;  // first: destroyed after what reads it
+  std::unique_ptr<Inference> inference;
+  Vocabulary vocabulary;
+};
+
+// The config.json fields in which two models differ, their training
+// defaults aside; a model may replace an engine's only when there are none
+// (its KV cache and buffers were sized for the first).
+std::vector<std::string> model_differences(const ModelConfig& a, const ModelConfig& b);
 
 struct EngineOptions {
   size_t slots = 1;
@@ -104,16 +134,32 @@ class GenerationStream {
 
 class Engine {
  public:
-  // params: a parameter buffer in parameter_layout(config), only read, that
-  // must outlive the engine. With start = false the scheduler waits for
-  // start() (tests fill the queue first).
-  static Result<std::unique_ptr<Engine>> create(const ModelConfig& config, const float* params, Vocabulary vocabulary,
+  // Builds an engine's model for the given shape (serve/engine_model.h's
+  // make_engine_model for a checkpoint; tests their own).
+  using ModelMaker = std::function<Result<std::unique_ptr<EngineModel>>(const InferenceShape&)>;
+
+  // An engine for models of `config`: its thread pool, KV cache and slots,
+  // then its first model from make_model(inference_shape()). With start =
+  // false the scheduler waits for start() (tests fill the queue first).
+  static Result<std::unique_ptr<Engine>> create(const ModelConfig& config, const ModelMaker& make_model,
                                                 const EngineOptions& options, bool start = true);
   ~Engine();  // shutdown(), then waits for the scheduler
 
   void start();
   size_t context() const { return context_; }
   size_t slots() const { return options_.slots; }
+  // What a model given to switch_model must be built for. Any thread.
+  InferenceShape inference_shape() const;
+
+  // Decodes with `next` from the first moment no request is in a slot. From
+  // this call on the engine admits no queued request, so the switch waits
+  // only for the requests already generating (each at most --ctx tokens),
+  // however many keep arriving; the queued ones wait (none is refused for
+  // it) and run on `next`, in their order. `on_switched` runs on the
+  // scheduler thread once `next` is in use, before any request runs on it.
+  // An error, and nothing changes, when `next` is not the same model shape
+  // as the engine's, when a switch is pending already, or when shutting down.
+  Status switch_model(std::unique_ptr<EngineModel> next, std::function<void()> on_switched = {});
 
   // Queues a request; null when the queue is full or the engine is shutting
   // down (the server answers 503). The request must be valid: a prompt of 1
@@ -131,6 +177,8 @@ class Engine {
     LatencyHistogram time_to_first_token;  // from submit() to the first token sampled
     LatencyHistogram time_per_token;       // between a request's consecutive tokens
     double tokens_per_second = 0;          // generated over the last few seconds, all requests
+    uint64_t model_switches = 0;           // switch_model calls carried out
+    bool switch_pending = false;           // one waits for the slots to empty
   };
   Stats stats() const;
 
@@ -148,25 +196,31 @@ class Engine {
     std::shared_ptr<GenerationStream> stream;
   };
 
-  Engine(const EngineOptions& options, Vocabulary vocabulary) : options_(options), vocabulary_(std::move(vocabulary)) {}
+  Engine(const ModelConfig& config, const EngineOptions& options) : config_(config), options_(options) {}
+  Status check_model(const EngineModel& model) const;
   void run();
   // Samples slot s's next token from `logits` and hands its text to the
   // stream; frees the slot when the request is done.
   void take_token(size_t s, const float* logits);
   void release(size_t s, FinishReason reason, const std::string& error = {});
 
+  const ModelConfig config_;  // of the first model; every later one has the same shape
   const EngineOptions options_;
-  const Vocabulary vocabulary_;
   size_t context_ = 0;
   std::unique_ptr<ThreadPool> pool_;
   KvCache cache_;
-  std::unique_ptr<Inference> inference_;
+  std::unique_ptr<EngineModel> model_;  // the scheduler's alone once it runs
   std::unique_ptr<Sampler> sampler_;
-  std::vector<Slot> slots_;  // the scheduler's alone
+  size_t sampler_vocabulary_ = 0;  // ids the sampler draws from: every model's vocabulary size
+  std::vector<Slot> slots_;        // the scheduler's alone
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Queued> queue_;
+  // A model waiting for the slots to empty (switch_model): while it waits,
+  // nothing is admitted.
+  std::unique_ptr<EngineModel> next_model_;
+  std::function<void()> on_switched_;
   size_t active_ = 0;
   bool started_ = false, stopping_ = false;
   Stats totals_;

@@ -10,9 +10,11 @@
 #include <thread>
 
 #include "core/log.h"
+#include "run/checkpoint_store.h"
 #include "serve/chat_page.h"
 #include "serve/chat_template.h"
 #include "serve/engine.h"
+#include "serve/engine_model.h"
 #include "serve/http.h"
 #include "serve/loaded_model.h"
 #include "serve/openai_api.h"
@@ -58,18 +60,39 @@ class InFlight {
   std::atomic<size_t> count_{0};
 };
 
-// Everything the handlers share. The model, template and engine appear once
-// loading has finished (`ready`), and are never replaced afterwards.
+// The checkpoint served and what handlers take from it: its tokenizer (the
+// engine's model is the same checkpoint's) and chat template. A --follow
+// switch replaces it whole; a handler keeps the copy it took for its request.
+struct Served {
+  std::shared_ptr<const LoadedModel> model;
+  ChatTemplate chat_template;
+};
+
+// Everything the handlers share. The engine and the first Served appear once
+// loading has finished (`ready`); the engine is never replaced.
 struct ServerState {
   ServeOptions options;
   std::atomic<bool> ready{false}, draining{false};
-  std::unique_ptr<LoadedModel> model;
-  ChatTemplate chat_template;
   std::unique_ptr<Engine> engine;
   std::string model_id;
   ServerMetrics metrics;
   InFlight in_flight;
   std::atomic<uint64_t> next_request_id{1};
+  // The step a loaded checkpoint waits to be switched to, -1 when none.
+  std::atomic<int64_t> switching_to_step{-1};
+
+  std::shared_ptr<const Served> served() const {
+    std::lock_guard lock(served_mutex);
+    return served_;
+  }
+  void set_served(std::shared_ptr<const Served> next) {
+    std::lock_guard lock(served_mutex);
+    served_ = std::move(next);
+  }
+
+ private:
+  mutable std::mutex served_mutex;
+  std::shared_ptr<const Served> served_;
 };
 
 // Unless the server can take a request now, an answer saying why.
@@ -84,16 +107,20 @@ void handle_completion(ServerState& s, const httplib::Request& req, httplib::Res
   if (auto error = not_serving(s)) return send_error(res, *error);
   CompletionParams params;
   if (auto error = parse_completion_request(req.body, chat, &params)) return send_error(res, *error);
+  // A switch may come while the request waits: a checkpoint may replace the
+  // served one only with the same pieces for every id (check_can_replace),
+  // so the ids encoded here mean the same to whichever model runs them.
+  const std::shared_ptr<const Served> served = s.served();
   GenerationRequest request;
   std::string prompt_text = params.prompt;
   if (chat) {
-    auto rendered = s.chat_template.render(params.messages);
+    auto rendered = served->chat_template.render(params.messages);
     if (!rendered.ok()) return send_error(res, bad_request(rendered.status().message(), "messages"));
     prompt_text = *rendered;
-    request.stop = s.chat_template.stop;
+    request.stop = served->chat_template.stop;
   }
   request.stop.insert(request.stop.end(), params.stop.begin(), params.stop.end());
-  const Tokenizer& tokenizer = s.model->tokenizer();
+  const Tokenizer& tokenizer = served->model->tokenizer();
   // Training documents follow an end-of-document token: so does the prompt.
   request.prompt.push_back(tokenizer.end_of_document_id());
   std::vector<uint32_t> ids;
@@ -168,21 +195,27 @@ void handle_completion(ServerState& s, const httplib::Request& req, httplib::Res
 void add_routes(httplib::Server& server, ServerState& s) {
   server.Get("/health", [&s](const httplib::Request&, httplib::Response& res) {
     if (auto error = not_serving(s)) return send_error(res, *error);
-    send_json(res, {{"status", "ok"},
-                    {"checkpoint", s.model->checkpoint()},
-                    {"step", s.model->step()},
-                    {"slots", s.engine->slots()},
-                    {"context", s.engine->context()}});
+    const std::shared_ptr<const Served> served = s.served();
+    nlohmann::json health = {{"status", "ok"},
+                             {"checkpoint", served->model->checkpoint()},
+                             {"step", served->model->step()},
+                             {"slots", s.engine->slots()},
+                             {"context", s.engine->context()},
+                             {"follow", s.options.follow}};
+    // A newer checkpoint is loaded and waits for the requests generating now.
+    if (const int64_t next = s.switching_to_step.load(); next >= 0) health["switching_to_step"] = next;
+    send_json(res, health);
   });
   server.Get("/v1/models", [&s](const httplib::Request&, httplib::Response& res) {
     if (auto error = not_serving(s)) return send_error(res, *error);
+    const std::shared_ptr<const Served> served = s.served();
     send_json(res, {{"object", "list"},
                     {"data", nlohmann::json::array({{{"id", s.model_id},
                                                      {"object", "model"},
                                                      {"created", 0},
                                                      {"owned_by", "supercluster"},
-                                                     {"checkpoint", s.model->checkpoint()},
-                                                     {"step", s.model->step()},
+                                                     {"checkpoint", served->model->checkpoint()},
+                                                     {"step", served->model->step()},
                                                      {"context", s.engine->context()}}})}});
   });
   server.Post("/v1/completions",
@@ -194,24 +227,25 @@ void add_routes(httplib::Server& server, ServerState& s) {
     std::string content;
     if (auto error = parse_tokenize_request(req.body, &content)) return send_error(res, *error);
     std::vector<uint32_t> ids;
-    if (Status encoded = s.model->tokenizer().encode(content, &ids); !encoded.ok()) {
+    if (Status encoded = s.served()->model->tokenizer().encode(content, &ids); !encoded.ok()) {
       return send_error(res, bad_request(encoded.message(), "content"));
     }
     send_json(res, {{"tokens", ids}});
   });
   server.Post("/detokenize", [&s](const httplib::Request& req, httplib::Response& res) {
     if (auto error = not_serving(s)) return send_error(res, *error);
+    const std::shared_ptr<const Served> served = s.served();
     std::vector<uint32_t> ids;
-    if (auto error = parse_detokenize_request(req.body, s.model->tokenizer().vocab_size(), &ids)) {
+    if (auto error = parse_detokenize_request(req.body, served->model->tokenizer().vocab_size(), &ids)) {
       return send_error(res, *error);
     }
-    auto text = s.model->tokenizer().decode(ids);
+    auto text = served->model->tokenizer().decode(ids);
     if (!text.ok()) return send_error(res, bad_request(text.status().message(), "tokens"));
     send_json(res, {{"content", *text}});
   });
   server.Get("/metrics", [&s](const httplib::Request&, httplib::Response& res) {
     const Engine::Stats stats = s.ready.load() ? s.engine->stats() : Engine::Stats{};
-    res.set_content(s.metrics.render(stats, s.options.slots, s.ready.load() ? s.model->step() : 0),
+    res.set_content(s.metrics.render(stats, s.options.slots, s.ready.load() ? s.served()->model->step() : 0),
                     "text/plain; version=0.0.4");
   });
   server.Get("/", [](const httplib::Request&, httplib::Response& res) {
@@ -263,27 +297,53 @@ void configure(httplib::Server& server, ServerState& s) {
 }
 
 Status load(ServerState& s) {
-  SC_ASSIGN_OR_RETURN(s.model, LoadedModel::load(s.options.checkpoint));
-  SC_ASSIGN_OR_RETURN(s.chat_template, ChatTemplate::load(s.model->checkpoint()));
-  const std::filesystem::path checkpoint(s.model->checkpoint());
+  if (s.options.follow && is_one_checkpoint(s.options.checkpoint)) {
+    return Status::invalid("--follow watches a run for new checkpoints; {} is one checkpoint: give its run directory "
+                           "or checkpoints/",
+                           s.options.checkpoint);
+  }
+  SC_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedModel> model, LoadedModel::load(s.options.checkpoint));
+  SC_ASSIGN_OR_RETURN(ChatTemplate chat_template, ChatTemplate::load(model->checkpoint()));
+  const std::filesystem::path checkpoint(model->checkpoint());
   // The run's name when the checkpoint is in a run's checkpoints/.
   s.model_id = checkpoint.parent_path().filename() == "checkpoints"
                    ? checkpoint.parent_path().parent_path().filename().string()
                    : checkpoint.filename().string();
-  const Tokenizer& tokenizer = s.model->tokenizer();
-  Vocabulary vocabulary{.size = tokenizer.vocab_size(),
-                        .end_of_document = tokenizer.end_of_document_id(),
-                        .piece_text = [&tokenizer](uint32_t id) { return tokenizer.piece_text(id); }};
-  auto engine = Engine::create(s.model->config(), s.model->params(), std::move(vocabulary),
-                               {.slots = s.options.slots,
-                                .context = s.options.context,
-                                .max_queue = s.options.max_queue,
-                                .threads = s.options.threads,
-                                .weights = s.options.weights,
-                                .step_delay = s.options.step_delay});
-  if (!engine.ok()) return engine.status().with_context(s.model->checkpoint());
+  auto engine =
+      Engine::create(model->config(), [&](const InferenceShape& shape) { return make_engine_model(model, shape); },
+                     {.slots = s.options.slots,
+                      .context = s.options.context,
+                      .max_queue = s.options.max_queue,
+                      .threads = s.options.threads,
+                      .weights = s.options.weights,
+                      .step_delay = s.options.step_delay});
+  if (!engine.ok()) return engine.status().with_context(model->checkpoint());
   s.engine = std::move(engine).value();
+  s.set_served(std::make_shared<const Served>(Served{std::move(model), std::move(chat_template)}));
   return Status();
+}
+
+// --follow: makes `next` the model served once the requests generating now
+// have finished (Engine::switch_model), or says why it cannot be.
+Status switch_to(ServerState& s, std::shared_ptr<const LoadedModel> next) {
+  const std::shared_ptr<const Served> served = s.served();
+  SC_RETURN_IF_ERROR(check_can_replace(*served->model, *next));
+  SC_ASSIGN_OR_RETURN(ChatTemplate chat_template, ChatTemplate::load(next->checkpoint()));
+  SC_ASSIGN_OR_RETURN(std::unique_ptr<EngineModel> engine_model, make_engine_model(next, s.engine->inference_shape()));
+  auto next_served = std::make_shared<const Served>(Served{next, std::move(chat_template)});
+  s.switching_to_step.store(next->step());
+  std::fprintf(stderr, "supercluster serve: loaded step %lld from %s; switching when the requests generating now end\n",
+               static_cast<long long>(next->step()), next->checkpoint().c_str());
+  Status switched = s.engine->switch_model(std::move(engine_model), [&s, next_served] {
+    const std::shared_ptr<const Served> previous = s.served();
+    s.set_served(next_served);
+    s.switching_to_step.store(-1);
+    std::fprintf(stderr, "supercluster serve: serving step %lld from %s, was step %lld\n",
+                 static_cast<long long>(next_served->model->step()), next_served->model->checkpoint().c_str(),
+                 static_cast<long long>(previous->model->step()));
+  });
+  if (!switched.ok()) s.switching_to_step.store(-1);
+  return switched;
 }
 
 }  // namespace
@@ -344,17 +404,26 @@ Status serve(const ServeOptions& options) {
   });
 
   Status loaded = load(s);
+  std::unique_ptr<CheckpointFollower> follower;
   if (loaded.ok()) {
+    const std::shared_ptr<const Served> served = s.served();
     s.ready.store(true);
-    std::fprintf(stderr, "supercluster serve: ready: %s (step %lld), %zu slots of %zu positions\n",
-                 s.model->checkpoint().c_str(), static_cast<long long>(s.model->step()), s.engine->slots(),
-                 s.engine->context());
+    std::fprintf(stderr, "supercluster serve: ready: %s (step %lld), %zu slots of %zu positions%s\n",
+                 served->model->checkpoint().c_str(), static_cast<long long>(served->model->step()), s.engine->slots(),
+                 s.engine->context(), options.follow ? "; following the run for newer checkpoints" : "");
+    if (options.follow) {
+      follower = std::make_unique<CheckpointFollower>(
+          std::filesystem::path(served->model->checkpoint()).parent_path().string(), served->model->step(),
+          options.follow_poll_interval, [&s] { return !s.draining.load() && s.switching_to_step.load() < 0; },
+          [&s](std::shared_ptr<const LoadedModel> next) { return switch_to(s, std::move(next)); });
+    }
     // A signal that came while loading found no engine to stop.
     if (s.draining.load()) s.engine->shutdown();
   } else {
     done.store(true);
   }
   stopper.join();
+  follower.reset();  // before the engine it switches goes
   listener.join();
   if (s.engine) s.engine->join();
   if (!loaded.ok()) return loaded;

@@ -2,7 +2,8 @@
 // (docs/serving.md). It binds first, answers /health with 503 while the
 // checkpoint loads, then serves the OpenAI-compatible endpoints until
 // SIGTERM or SIGINT, after which it refuses new requests (503), lets the
-// ones in flight finish, and returns.
+// ones in flight finish, and returns. With `follow` it switches to each
+// newer checkpoint the run commits, between requests.
 #pragma once
 
 #include <chrono>
@@ -11,6 +12,7 @@
 
 #include "core/status.h"
 #include "model/packed_weights.h"  // WeightFormat
+#include "serve/checkpoint_follower.h"
 
 namespace sc {
 
@@ -25,6 +27,10 @@ struct ServeOptions {
   std::string api_key;  // empty: no key needed
   size_t max_queue = 64;
   std::chrono::milliseconds step_delay{0};  // test hook, see EngineOptions
+  // Serve each newer checkpoint committed into the run's checkpoints/
+  // (`checkpoint` is then a run or its checkpoints/, not one checkpoint).
+  bool follow = false;
+  std::chrono::milliseconds follow_poll_interval = kFollowPollInterval;  // tests shorten it
 };
 
 // Runs the server until a signal stops it; an error if it cannot bind or the

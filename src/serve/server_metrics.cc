@@ -53,6 +53,8 @@ std::string ServerMetrics::render(const Engine::Stats& engine, size_t slots, int
             engine.time_per_token);
   metric(out, "supercluster_checkpoint_step", "gauge", "Training step of the checkpoint served.",
          static_cast<uint64_t>(step));
+  metric(out, "supercluster_checkpoint_switches_total", "counter",
+         "Switches to a newer checkpoint of the run (serve --follow).", engine.model_switches);
   return out;
 }
 
