@@ -244,6 +244,88 @@ def bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# Our format for each llama.cpp type: the matching precision of the issue
+# (f32/fp32, f16/bf16: both 2 bytes a weight, q8_0/int8: both 8-bit with a
+# scale per 32 weights).
+OURS_FOR = {"f32": "fp32", "f16": "bf16", "q8_0": "int8"}
+
+
+def run_decode_bench(binary: str, weights: str, threads: int, tokens: int) -> float:
+    """Our batch-1 decode tokens/s for one format: one round of decode_bench."""
+    cmd = [binary, "--config", "gpt2-124m", "--weights", weights, "--threads", str(threads), "--tokens",
+           str(tokens), "--rounds", "1", "--batches", "1"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout[-2000:] + done.stderr[-2000:])
+        raise SystemExit(f"decode_bench failed ({done.returncode}): {' '.join(cmd)}")
+    for line in done.stdout.splitlines():
+        fields = line.split()
+        if len(fields) == 3 and fields[0] == weights:
+            return float(fields[2])
+    raise SystemExit(f"decode_bench printed no {weights} row:\n{done.stdout}")
+
+
+def compare(args: argparse.Namespace) -> int:
+    """llama-bench and our decode_bench in one run: for each round, each
+    matched pair back to back (llama.cpp then ours), so a neighbour's load
+    on the shared cores hits both sides of a pair alike; the median round of
+    each side and their ratio per precision."""
+    models = []
+    for spec in args.model:
+        name, _, path = spec.partition("=")
+        if name not in OURS_FOR:
+            raise SystemExit(f"--model {spec}: compare knows {', '.join(OURS_FOR)}")
+        models.append((name, path))
+    theirs = {name: [] for name, _ in models}
+    ours = {name: [] for name, _ in models}
+    disturbed = {name: [] for name, _ in models}
+    for round_index in range(args.rounds):
+        for name, path in models:
+            print(f"round {round_index + 1}/{args.rounds}: llama.cpp {name} vs ours {OURS_FOR[name]} ...",
+                  file=sys.stderr, flush=True)
+            if args.wait_idle > 0:
+                wait_idle(args.wait_idle)
+            busy0, total0 = cpu_busy_jiffies()
+            child0 = os.times()
+            start = time.monotonic()
+            r = run_llama_bench(args.llama_bench, path, args.threads, args.tokens, 1)
+            theirs[name].append(r["avg_ts"])
+            ours[name].append(run_decode_bench(args.decode_bench, OURS_FOR[name], args.threads, args.tokens))
+            wall = time.monotonic() - start
+            child1 = os.times()
+            busy1, _ = cpu_busy_jiffies()
+            own = (child1.children_user - child0.children_user) + (child1.children_system - child0.children_system)
+            other = max(0.0, (busy1 - busy0) / os.sysconf("SC_CLK_TCK") - own)
+            disturbed[name].append(100.0 * other / (wall * (os.cpu_count() or 1)))
+
+    def median(v: list) -> float:
+        v = sorted(v)
+        n = len(v)
+        return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
+
+    print()
+    print(f"batch-1 decode, tg{args.tokens}, {args.threads} threads, median of {args.rounds} interleaved rounds "
+          f"({time.strftime('%Y-%m-%d %H:%M')})")
+    print()
+    print("| llama.cpp | tok/s | supercluster | tok/s | ratio | rounds (llama.cpp / ours) | other CPU |")
+    print("|---|---|---|---|---|---|---|")
+    rows = []
+    for name, _ in models:
+        t, o = median(theirs[name]), median(ours[name])
+        rows.append({"llama_cpp": name, "llama_cpp_tok_s": theirs[name], "ours": OURS_FOR[name],
+                     "ours_tok_s": ours[name], "ratio": o / t, "other_processes_cpu_pct": disturbed[name]})
+        spread = " / ".join(",".join(f"{x:.1f}" for x in side) for side in (theirs[name], ours[name]))
+        print(f"| {name} | {t:.1f} | {OURS_FOR[name]} | {o:.1f} | {o / t:.2f}x | {spread} | "
+              f"{max(disturbed[name]):.0f}% |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"benchmark": "batch-1 decode: llama.cpp llama-bench vs supercluster decode_bench",
+                       "date": time.strftime("%Y-%m-%d %H:%M:%S"), "threads": args.threads, "n_gen": args.tokens,
+                       "results": rows}, f, indent=2)
+        print(f"\nresults: {args.json}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -262,8 +344,19 @@ def main() -> int:
                    help="before each run wait up to this many seconds for idle CPUs")
     b.add_argument("--retries", type=int, default=0, help="re-run a disturbed measurement up to N times")
     b.add_argument("--json")
+    c = sub.add_parser("compare", help="llama-bench and our decode_bench, interleaved, matched precisions")
+    c.add_argument("--llama-bench", required=True)
+    c.add_argument("--decode-bench", required=True, help="build/bench/decode_bench")
+    c.add_argument("--model", action="append", required=True, help="TYPE=FILE.gguf (f32, f16, q8_0), repeatable")
+    c.add_argument("--threads", type=int, default=2)
+    c.add_argument("--tokens", type=int, default=128)
+    c.add_argument("--rounds", type=int, default=5)
+    c.add_argument("--wait-idle", type=float, default=0.0)
+    c.add_argument("--json")
     args = parser.parse_args()
-    return write_gguf(args) if args.command == "gguf" else bench(args)
+    if args.command == "gguf":
+        return write_gguf(args)
+    return bench(args) if args.command == "bench" else compare(args)
 
 
 if __name__ == "__main__":

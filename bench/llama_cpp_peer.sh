@@ -5,6 +5,7 @@
 #   bench/llama_cpp_peer.sh [--llama-build DIR] [--work DIR] [--threads 2,1]
 #                           [--tokens 128] [--reps 3] [--types f32,f16,q8_0]
 #                           [--wait-idle S] [--retries N] [--json OUT]
+#                           [--compare build/bench/decode_bench [--rounds 5]]
 #
 # 1. llama.cpp: unless --llama-build DIR (or LLAMA_CPP_BUILD=DIR) names a
 #    build directory that has bin/llama-bench and bin/llama-quantize, it
@@ -23,6 +24,11 @@
 #    seconds for idle CPUs before each run, --retries N re-runs a disturbed
 #    one (over 5%) up to N times and keeps the least disturbed.
 #
+# With --compare, step 3 instead runs llama-bench and our decode_bench in
+# one run, interleaved round by round at the first --threads value: f32 vs
+# our fp32, f16 vs bf16, q8_0 vs int8, and prints each side's median and
+# their ratio (decode_bench needs a build: scripts/build.sh decode_bench).
+#
 # The work dir (default bench-work/llama.cpp, gitignored) holds everything
 # this writes; nothing is installed outside it.
 set -euo pipefail
@@ -37,6 +43,8 @@ types="f32,f16,q8_0"
 json_out=""
 wait_idle=0
 retries=0
+compare=""
+rounds=5
 version="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
 
 while [[ $# -gt 0 ]]; do
@@ -50,6 +58,8 @@ while [[ $# -gt 0 ]]; do
     --json) json_out="$2"; shift 2 ;;
     --wait-idle) wait_idle="$2"; shift 2 ;;
     --retries) retries="$2"; shift 2 ;;
+    --compare) compare="$2"; shift 2 ;;
+    --rounds) rounds="$2"; shift 2 ;;
     -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {print}' "$0"; exit 0 ;;
     *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -111,6 +121,13 @@ for type in "${type_list[@]}"; do
 done
 
 # --- 3. llama-bench -----------------------------------------------------------
+if [[ -n "$compare" ]]; then
+  [[ -x "$compare" ]] || { echo "error: --compare $compare is not an executable (scripts/build.sh decode_bench)" >&2; exit 1; }
+  echo "== llama-bench vs $compare, interleaved"
+  exec "$python" bench/llama_cpp_peer.py compare --llama-bench "$llama_build/bin/llama-bench" \
+    --decode-bench "$compare" "${model_args[@]}" --threads "${threads%%,*}" --tokens "$tokens" --rounds "$rounds" \
+    --wait-idle "$wait_idle" --json "$json_out"
+fi
 echo "== llama-bench (other jobs on these cores change the figures; see the last column)"
 "$python" bench/llama_cpp_peer.py bench --llama-bench "$llama_build/bin/llama-bench" "${model_args[@]}" \
   --threads "$threads" --tokens "$tokens" --reps "$reps" --wait-idle "$wait_idle" --retries "$retries" \

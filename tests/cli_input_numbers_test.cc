@@ -92,7 +92,6 @@ TEST(InputNumbersCli, NonFiniteTrainFlagsAreRefusedBeforeAnythingIsWritten) {
       {"--bucket-mb inf", "--bucket-mb must be a number in [0.001, 100000] (got inf)"},
       {"--lr 1e999", "--lr must be a number in (0, 10] (got inf)"},
       {"--seed -1", "--seed must be an integer in [0, 18446744073709551615] (got -1)"},
-      {"--weights fp16", "--weights must be fp32, bf16 or int8 (got 'fp16')"},
   };
   for (const auto& [flags, expected] : cases) {
     SCOPED_TRACE(flags);
@@ -140,6 +139,7 @@ TEST(InputNumbersCli, GenerateSamplingFlagsAreCheckedBeforeAnythingIsPrinted) {
       {"--max-tokens -1", "--max-tokens must be an integer in [0, 16777216] (got -1)"},
       {"--max-tokens 99999999999999999999", "--max-tokens must be an integer in [0, 16777216] (got 99999999999999999999)"},
       {"--seed -1", "--seed must be an integer in [0, 18446744073709551615] (got -1)"},
+      {"--weights fp16", "--weights must be fp32, bf16 or int8 (got 'fp16')"},
   };
   for (const auto& [flags, expected] : cases) {
     SCOPED_TRACE(flags);
