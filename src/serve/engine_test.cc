@@ -299,7 +299,7 @@ TEST(Engine, ASwitchToAnotherShapeOrFormatOrASecondPendingOneIsRefused) {
                                         WeightFormat::kBf16);
   ASSERT_TRUE(other_format.ok()) << other_format.status().message();
   auto bf16 = std::make_unique<EngineModel>(
-      EngineModel{.inference = std::move(other_format).value(), .vocabulary = letters()});
+      EngineModel{.owner = nullptr, .inference = std::move(other_format).value(), .vocabulary = letters()});
   const Status wrong_format = engine->switch_model(std::move(bf16));
   EXPECT_FALSE(wrong_format.ok());
   EXPECT_NE(wrong_format.message().find("bf16"), std::string::npos) << wrong_format.message();
