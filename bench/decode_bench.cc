@@ -20,21 +20,14 @@
 
 #include "core/cpu_tuning.h"
 #include "core/thread_pool.h"
-#include "model/config.h"
+#include "bench_model.h"
 #include "model/inference.h"
-#include "model/model.h"
-#include "model/weights_io.h"
-#include "run/checkpoint_store.h"
-#include "run/run_paths.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-int fail(const sc::Status& status) {
-  std::fprintf(stderr, "error: %s\n", status.message().c_str());
-  return 1;
-}
+using sc::bench::fail;
 
 }  // namespace
 
@@ -55,31 +48,11 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   sc::ThreadPool pool(threads ? threads : sc::default_thread_count());
 
-  sc::ModelConfig config;
-  std::vector<float> params;
-  std::string source;
-  if (!checkpoint.empty()) {
-    auto found = sc::resolve_checkpoint(checkpoint);
-    if (!found.ok()) return fail(found.status());
-    auto loaded = sc::ModelConfig::load(found->path + "/" + sc::checkpoint_file::kConfig);
-    if (!loaded.ok()) return fail(loaded.status());
-    config = *loaded;
-    const auto layout = sc::parameter_layout(config);
-    params.resize(static_cast<size_t>(sc::parameter_buffer_floats(layout)));
-    if (auto s = sc::load_weights(found->path + "/" + sc::checkpoint_file::kModel, layout, params.data()); !s.ok()) {
-      return fail(s);
-    }
-    source = found->path;
-  } else {
-    auto preset = sc::ModelConfig::resolve(config_name);
-    if (!preset.ok()) return fail(preset.status());
-    config = *preset;
-    auto model = sc::Model::create(config, 1, 1, pool);
-    if (!model.ok()) return fail(model.status());
-    (*model)->init_weights(1);
-    params.assign((*model)->params(), (*model)->params() + (*model)->num_floats());
-    source = config_name + " (random weights: decode speed does not depend on their values)";
-  }
+  auto loaded = sc::bench::load_bench_model(checkpoint, config_name, pool);
+  if (!loaded.ok()) return fail(loaded.status());
+  const sc::ModelConfig& config = loaded->config;
+  const std::vector<float>& params = loaded->params;
+  const std::string& source = loaded->source;
   const size_t max_batch = *std::max_element(batches.begin(), batches.end());
   const size_t context = tokens + 1;
   if (context > static_cast<size_t>(config.max_position_embeddings)) {

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_model.h"
 #include "core/cpu_tuning.h"
 #include "core/thread_pool.h"
 #include "data/tokenizer.h"
@@ -41,10 +42,7 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-int fail(const sc::Status& status) {
-  std::fprintf(stderr, "error: %s\n", status.message().c_str());
-  return 1;
-}
+using sc::bench::fail;
 
 }  // namespace
 
@@ -63,38 +61,19 @@ int main(int argc, char** argv) {
   if (repeats == 0) repeats = 1;
   sc::ThreadPool pool(threads ? threads : sc::default_thread_count());
 
-  sc::ModelConfig config;
-  std::vector<float> params;
+  auto loaded = sc::bench::load_bench_model(checkpoint, config_name, pool);
+  if (!loaded.ok()) return fail(loaded.status());
+  const sc::ModelConfig& config = loaded->config;
+  const std::vector<float>& params = loaded->params;
+  const std::string& source = loaded->source;
   std::vector<uint32_t> ids;
-  std::string source;
-  if (!checkpoint.empty()) {
-    auto found = sc::resolve_checkpoint(checkpoint);
-    if (!found.ok()) return fail(found.status());
-    const std::string dir = found->path;
-    auto loaded = sc::ModelConfig::load(dir + "/" + sc::checkpoint_file::kConfig);
-    if (!loaded.ok()) return fail(loaded.status());
-    config = *loaded;
-    const auto layout = sc::parameter_layout(config);
-    params.resize(static_cast<size_t>(sc::parameter_buffer_floats(layout)));
-    if (auto s = sc::load_weights(dir + "/" + sc::checkpoint_file::kModel, layout, params.data()); !s.ok()) return fail(s);
-    source = dir;
-    if (!prompt.empty()) {
-      auto tokenizer = sc::Tokenizer::load(dir + "/" + sc::checkpoint_file::kTokenizer);
-      if (!tokenizer.ok()) return fail(tokenizer.status());
-      ids.push_back(tokenizer->end_of_document_id());
-      std::vector<uint32_t> prompt_ids;
-      if (auto s = tokenizer->encode(prompt, &prompt_ids); !s.ok()) return fail(s);
-      ids.insert(ids.end(), prompt_ids.begin(), prompt_ids.end());
-    }
-  } else {
-    auto preset = sc::ModelConfig::resolve(config_name);
-    if (!preset.ok()) return fail(preset.status());
-    config = *preset;
-    auto model = sc::Model::create(config, 1, 1, pool);
-    if (!model.ok()) return fail(model.status());
-    (*model)->init_weights(1);
-    params.assign((*model)->params(), (*model)->params() + (*model)->num_floats());
-    source = config_name + " (random weights)";
+  if (!prompt.empty() && !loaded->checkpoint.empty()) {
+    auto tokenizer = sc::Tokenizer::load(loaded->checkpoint + "/" + sc::checkpoint_file::kTokenizer);
+    if (!tokenizer.ok()) return fail(tokenizer.status());
+    ids.push_back(tokenizer->end_of_document_id());
+    std::vector<uint32_t> prompt_ids;
+    if (auto s = tokenizer->encode(prompt, &prompt_ids); !s.ok()) return fail(s);
+    ids.insert(ids.end(), prompt_ids.begin(), prompt_ids.end());
   }
   if (ids.empty()) {
     for (size_t i = 0; i < tokens; ++i) ids.push_back(static_cast<uint32_t>((i * 7919 + 13) % config.vocab_size));

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_model.h"
 #include "core/cpu_tuning.h"
 #include "core/thread_pool.h"
 #include "data/loader.h"
@@ -27,10 +28,7 @@
 
 namespace {
 
-int fail(const sc::Status& status) {
-  std::fprintf(stderr, "error: %s\n", status.message().c_str());
-  return 1;
-}
+using sc::bench::fail;
 
 }  // namespace
 
