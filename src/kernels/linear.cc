@@ -2,9 +2,11 @@
 
 #include <cblas.h>
 #if defined(__AVX2__)
+#if defined(__GNUC__) && !defined(__clang__)
 // GCC 12 warns of an uninitialized variable inside its own AVX-512
 // conversion intrinsics (a known false positive of its headers).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 #endif
 
