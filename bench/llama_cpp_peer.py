@@ -23,6 +23,8 @@ import subprocess
 import sys
 import time
 
+from cpu_load import NCPU, cpu_busy_seconds, wait_idle
+
 # gpt2-124m in src/model/presets.cc. Its FFN is gated GELU (tanh); llama.cpp's
 # llama architecture gates with SiLU. Same shapes, same matmuls: the activation
 # is a negligible part of a decode step.
@@ -123,54 +125,23 @@ def write_gguf(args: argparse.Namespace) -> int:
     return 0
 
 
-def cpu_busy_jiffies() -> tuple[int, int]:
-    """(busy, total) jiffies of all CPUs from /proc/stat."""
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    total = sum(fields[:8])
-    return total - idle, total
-
-
-def wait_idle(max_wait: float, below_pct: float = 10.0) -> float:
-    """Waits (at most max_wait s) until the CPUs were under below_pct busy for 2 s; returns that share."""
-    hz, ncpu = os.sysconf("SC_CLK_TCK"), os.cpu_count() or 1
-    start = time.monotonic()
-    deadline = start + max_wait
-    waited = False
-    while True:
-        b0, t0 = cpu_busy_jiffies()[0], time.monotonic()
-        time.sleep(2.0)
-        busy = 100.0 * (cpu_busy_jiffies()[0] - b0) / hz / ((time.monotonic() - t0) * ncpu)
-        if busy < below_pct or time.monotonic() >= deadline:
-            if waited:
-                print(f"  waited {time.monotonic() - start:.0f} s for idle CPUs; now {busy:.0f}% busy",
-                      file=sys.stderr, flush=True)
-            return busy
-        if not waited:
-            print(f"  waiting up to {max_wait:.0f} s for idle CPUs ({busy:.0f}% busy)", file=sys.stderr, flush=True)
-        waited = True
-
-
 def run_llama_bench(binary: str, model: str, threads: int, tokens: int, reps: int) -> dict:
     cmd = [binary, "-m", model, "-p", "0", "-n", str(tokens), "-t", str(threads), "-r", str(reps), "-o", "json"]
-    busy0, total0 = cpu_busy_jiffies()
+    busy0 = cpu_busy_seconds()
     child0 = os.times()
     start = time.monotonic()
     done = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.monotonic() - start
     child1 = os.times()
-    busy1, total1 = cpu_busy_jiffies()
+    busy1 = cpu_busy_seconds()
     if done.returncode != 0:
         sys.stderr.write(done.stderr[-4000:])
         raise SystemExit(f"llama-bench failed ({done.returncode}): {' '.join(cmd)}")
     results = json.loads(done.stdout)
     if len(results) != 1:
         raise SystemExit(f"llama-bench gave {len(results)} results, expected 1")
-    hz = os.sysconf("SC_CLK_TCK")
-    ncpu = os.cpu_count() or 1
     own = (child1.children_user - child0.children_user) + (child1.children_system - child0.children_system)
-    other = max(0.0, (busy1 - busy0) / hz - own)
+    other = max(0.0, (busy1 - busy0) - own)
     r = results[0]
     return {
         "command": " ".join(cmd),
@@ -186,7 +157,7 @@ def run_llama_bench(binary: str, model: str, threads: int, tokens: int, reps: in
         "build_commit": r.get("build_commit"),
         "cpu_info": r.get("cpu_info"),
         "wall_s": wall,
-        "other_processes_cpu_pct": 100.0 * other / (wall * ncpu),
+        "other_processes_cpu_pct": 100.0 * other / (wall * NCPU),
     }
 
 
@@ -285,7 +256,7 @@ def compare(args: argparse.Namespace) -> int:
                   file=sys.stderr, flush=True)
             if args.wait_idle > 0:
                 wait_idle(args.wait_idle)
-            busy0, total0 = cpu_busy_jiffies()
+            busy0 = cpu_busy_seconds()
             child0 = os.times()
             start = time.monotonic()
             r = run_llama_bench(args.llama_bench, path, args.threads, args.tokens, 1)
@@ -293,10 +264,10 @@ def compare(args: argparse.Namespace) -> int:
             ours[name].append(run_decode_bench(args.decode_bench, OURS_FOR[name], args.threads, args.tokens))
             wall = time.monotonic() - start
             child1 = os.times()
-            busy1, _ = cpu_busy_jiffies()
+            busy1 = cpu_busy_seconds()
             own = (child1.children_user - child0.children_user) + (child1.children_system - child0.children_system)
-            other = max(0.0, (busy1 - busy0) / os.sysconf("SC_CLK_TCK") - own)
-            disturbed[name].append(100.0 * other / (wall * (os.cpu_count() or 1)))
+            other = max(0.0, (busy1 - busy0) - own)
+            disturbed[name].append(100.0 * other / (wall * NCPU))
 
     def median(v: list) -> float:
         v = sorted(v)
