@@ -49,6 +49,8 @@ import threading
 import time
 import urllib.request
 
+from serve_health import wait_ready
+
 try:
     import websocket  # PyPI: websocket-client
 except ImportError:
@@ -95,20 +97,6 @@ def start_server(binary, checkpoint, step_delay_ms, log_file):
     server.kill()
     server.wait()
     raise RuntimeError("the server did not say where it listens in 60 s")
-
-
-def wait_ready(server, base):
-    for _ in range(600):
-        if server.poll() is not None:
-            raise RuntimeError(f"the server exited ({server.returncode}) before it was ready")
-        try:
-            with urllib.request.urlopen(base + "/health") as reply:
-                if reply.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("server not ready after 60 s")
 
 
 def find_chromium():

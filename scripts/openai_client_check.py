@@ -16,10 +16,10 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 
 import openai
+
+from serve_health import wait_ready
 
 
 def start_server(binary, checkpoint):
@@ -35,18 +35,6 @@ def start_server(binary, checkpoint):
     raise SystemExit(f"server exited ({server.wait()}) before listening")
 
 
-def wait_ready(base):
-    for _ in range(600):
-        try:
-            with urllib.request.urlopen(base + "/health") as reply:
-                if reply.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit("server not ready after 60 s")
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True)
@@ -54,7 +42,10 @@ def main():
     args = parser.parse_args()
     server, base = start_server(args.binary, args.checkpoint)
     try:
-        wait_ready(base)
+        try:
+            wait_ready(server, base)
+        except RuntimeError as error:
+            raise SystemExit(str(error))
         client = openai.OpenAI(base_url=base + "/v1", api_key="check-key")
         model = client.models.list().data[0].id
         print(f"model {model}")
